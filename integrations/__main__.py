@@ -1,0 +1,5 @@
+import sys
+
+from integrations.cli import main
+
+sys.exit(main())

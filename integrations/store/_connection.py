@@ -1,0 +1,83 @@
+"""Opening the DuckDB file: one writing process at a time, short read-only readers.
+
+DuckDB lets one process write a file; any other process that opens it (even read-only) while
+the writer holds it gets a lock error. So every operation here opens a connection, does its work
+in one transaction and closes it, and both sides wait (bounded) for the lock instead of failing:
+the workbench and notebooks never crash or block the runner for longer than one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from integrations.errors import StoreError
+from integrations.store._schema import LATEST_VERSION, MIGRATIONS
+
+DEFAULT_STORE = Path("data/integrations.duckdb")
+_LOCK_MARKERS = ("could not set lock", "conflicting lock", "database is locked", "lock on file")
+
+
+def _is_lock_error(err: Exception) -> bool:
+    text = str(err).lower()
+    return any(marker in text for marker in _LOCK_MARKERS)
+
+
+def open_connection(path: Path, *, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
+    """Open the file, waiting up to `lock_timeout` seconds while another process holds it."""
+    if read_only and not path.exists():
+        raise StoreError(f"no event store at {path}", file=str(path),
+                         hint="run `integrations run` (or `make run`) first to create it")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.02
+    while True:
+        try:
+            conn = duckdb.connect(str(path), read_only=read_only)
+            conn.execute("SET TimeZone = 'UTC'")
+            return conn
+        except (duckdb.IOException, duckdb.ConnectionException) as err:
+            if not _is_lock_error(err) or time.monotonic() >= deadline:
+                hint = ("another process is writing the store; only one writer may hold it"
+                        if _is_lock_error(err) else None)
+                raise StoreError(f"cannot open event store: {err}", file=str(path), hint=hint) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def migrate(conn: duckdb.DuckDBPyConnection) -> int:
+    """Apply the migrations the file lacks; returns the version it is now at."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchall()[0]
+    current = row[0] or 0
+    if current > LATEST_VERSION:
+        raise StoreError(f"the store is at schema version {current}, newer than this program ({LATEST_VERSION})",
+                         hint="upgrade integrations-workbench")
+    for version, _title, statements in MIGRATIONS:
+        if version <= current:
+            continue
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, now())", [version])
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+        current = version
+    return current
+
+
+@contextlib.contextmanager
+def connection(path: Path, *, read_only: bool = False, lock_timeout: float = 30.0) -> Iterator[duckdb.DuckDBPyConnection]:
+    conn = open_connection(path, read_only=read_only, lock_timeout=lock_timeout)
+    try:
+        yield conn
+    finally:
+        conn.close()

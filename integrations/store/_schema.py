@@ -1,0 +1,134 @@
+"""The store's schema, as numbered migrations applied forward on open.
+
+A store file records its version in `schema_version`; opening an older file applies the missing
+migrations in one transaction. Add a migration at the end; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (1, "events, dead letters, runs, watermarks, raw records", [
+        """CREATE TABLE IF NOT EXISTS events (
+            event_id VARCHAR PRIMARY KEY,
+            tenant_id VARCHAR NOT NULL,
+            event_type VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            severity VARCHAR NOT NULL,
+            title VARCHAR NOT NULL,
+            occurred_at TIMESTAMPTZ NOT NULL,
+            ingested_at TIMESTAMPTZ NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            source_integration VARCHAR NOT NULL,
+            source VARCHAR,
+            external_id VARCHAR NOT NULL,
+            resource_ids VARCHAR[] NOT NULL,
+            hint_values VARCHAR[] NOT NULL,
+            attributes JSON NOT NULL,
+            integration_context JSON NOT NULL,
+            content_hash VARCHAR NOT NULL,
+            run_id VARCHAR
+        )""",
+        "CREATE INDEX IF NOT EXISTS events_tenant_time ON events (tenant_id, occurred_at)",
+        """CREATE TABLE IF NOT EXISTS dead_letter (
+            dead_letter_id VARCHAR PRIMARY KEY,
+            tenant_id VARCHAR NOT NULL,
+            plugin VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,            -- 'mapping' (failed to map) | 'fetch' (failed to fetch)
+            record JSON NOT NULL,             -- the record as received, or the request that failed
+            reason VARCHAR NOT NULL,
+            field VARCHAR,
+            output VARCHAR,
+            expression VARCHAR,
+            record_index BIGINT,
+            first_seen TIMESTAMPTZ NOT NULL,
+            last_seen TIMESTAMPTZ NOT NULL,
+            attempts INTEGER NOT NULL,
+            status VARCHAR NOT NULL,          -- 'open' | 'replayed'
+            resolved_at TIMESTAMPTZ,
+            run_id VARCHAR
+        )""",
+        """CREATE TABLE IF NOT EXISTS runs (
+            run_id VARCHAR NOT NULL,
+            tenant_id VARCHAR NOT NULL,
+            plugin VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            started_at TIMESTAMPTZ NOT NULL,
+            finished_at TIMESTAMPTZ,
+            duration_s DOUBLE,
+            read BIGINT NOT NULL DEFAULT 0,
+            mapped BIGINT NOT NULL DEFAULT 0,
+            filtered BIGINT NOT NULL DEFAULT 0,
+            rejected BIGINT NOT NULL DEFAULT 0,
+            events BIGINT NOT NULL DEFAULT 0,
+            inserted BIGINT NOT NULL DEFAULT 0,
+            updated BIGINT NOT NULL DEFAULT 0,
+            unchanged BIGINT NOT NULL DEFAULT 0,
+            engine VARCHAR,
+            status VARCHAR NOT NULL,          -- 'running' | 'ok' | 'partial' | 'failed'
+            error VARCHAR,
+            PRIMARY KEY (run_id, tenant_id, plugin, source)
+        )""",
+        """CREATE TABLE IF NOT EXISTS watermarks (
+            tenant_id VARCHAR NOT NULL,
+            plugin VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            cursor_key VARCHAR NOT NULL,      -- e.g. a repository, a log group, a metric query id
+            value VARCHAR NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (tenant_id, plugin, source, cursor_key)
+        )""",
+        """CREATE TABLE IF NOT EXISTS raw_records (
+            tenant_id VARCHAR NOT NULL,
+            plugin VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,
+            record_hash VARCHAR NOT NULL,
+            record JSON NOT NULL,
+            received_at TIMESTAMPTZ NOT NULL,
+            run_id VARCHAR,
+            PRIMARY KEY (tenant_id, plugin, source, record_hash)
+        )""",
+    ]),
+    (2, "health figures, credentials, data keys, audit log", [
+        """CREATE TABLE IF NOT EXISTS integration_health (
+            tenant_id VARCHAR NOT NULL,
+            plugin VARCHAR NOT NULL,
+            figures JSON NOT NULL,            -- calls, failures, latency p50/p95, last success, breaker, state
+            updated_at TIMESTAMPTZ NOT NULL,
+            PRIMARY KEY (tenant_id, plugin)
+        )""",
+        """CREATE TABLE IF NOT EXISTS data_keys (
+            tenant_id VARCHAR NOT NULL,
+            key_version INTEGER NOT NULL,
+            wrapped_key BLOB NOT NULL,        -- the tenant's data key, encrypted by the master key
+            master_key_id VARCHAR NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            retired_at TIMESTAMPTZ,
+            PRIMARY KEY (tenant_id, key_version)
+        )""",
+        """CREATE TABLE IF NOT EXISTS credentials (
+            tenant_id VARCHAR NOT NULL,
+            plugin VARCHAR NOT NULL,
+            name VARCHAR NOT NULL,
+            type VARCHAR NOT NULL,
+            ciphertext BLOB NOT NULL,
+            key_version INTEGER NOT NULL,
+            created_at TIMESTAMPTZ NOT NULL,
+            rotated_at TIMESTAMPTZ,
+            expires_at TIMESTAMPTZ,
+            metadata JSON,                    -- non-secret facts only (app id, role arn, ...)
+            PRIMARY KEY (tenant_id, plugin, name)
+        )""",
+        """CREATE TABLE IF NOT EXISTS audit_log (
+            audit_id VARCHAR PRIMARY KEY,
+            tenant_id VARCHAR NOT NULL,
+            actor VARCHAR NOT NULL,
+            occurred_at TIMESTAMPTZ NOT NULL,
+            action VARCHAR NOT NULL,
+            target VARCHAR NOT NULL,
+            diff JSON                         -- secrets redacted
+        )""",
+    ]),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]

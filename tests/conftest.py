@@ -1,0 +1,92 @@
+"""Shared fixtures: the repository's paths, a fresh store file, the CLI, and spec schemas."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "tests" / "data" / "specs"
+
+# Property tests: at least 100 examples, no deadline (CI machines are slow and shared).
+settings.register_profile("default", max_examples=100, deadline=None,
+                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(autouse=True)
+def _repo_cwd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Commands resolve mappings/ and data/samples/ from the working directory: the repository."""
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("INTEGRATIONS_STORE", raising=False)
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store.duckdb"
+
+
+@pytest.fixture
+def store(store_path: Path):
+    from integrations.store import EventStore
+
+    return EventStore(store_path)
+
+
+class Cli:
+    """Runs `integrations ...` in-process through main(), returning (exit code, stdout, stderr)."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None) -> "CliResult":
+        from integrations.cli import main
+
+        code_box: list[int] = []
+
+        def entry() -> None:
+            code_box.append(main(list(args)))
+
+        import click
+
+        @click.command(context_settings={"ignore_unknown_options": True})
+        def shim() -> None:
+            entry()
+
+        result = self.runner.invoke(shim, [], input=input, catch_exceptions=False)
+        return CliResult(code_box[0] if code_box else result.exit_code, result.stdout, result.stderr)
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def json_lines(self) -> list[dict]:
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+    def __repr__(self) -> str:
+        return f"CliResult(code={self.code}, out={self.out[-2000:]!r}, err={self.err[-2000:]!r})"
+
+
+@pytest.fixture
+def cli() -> Cli:
+    return Cli()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def cloudevents_validator():
+    from jsonschema import Draft7Validator
+
+    return Draft7Validator(json.loads((SPECS / "cloudevents" / "cloudevents.json").read_text()))
