@@ -80,19 +80,15 @@ def dead_letter_items(result: MapResult) -> list[dict[str, Any]]:
     return [r.as_dict() for r in result.rejections]
 
 
-def ingest(store: EventStore, *, tenant_id: str, mapping: CompiledMapping, engine: MappingEngine,
-           items: Iterable[tuple[int, Any]], run_id: str | None = None, keep_raw: bool = True,
-           watermarks: dict[str, str] | None = None, report: SourceReport | None = None) -> SourceReport:
-    """Map one batch and write it (events, dead letters, raw records, watermarks) in one transaction."""
+def store_result(store: EventStore, *, tenant_id: str, plugin: str, source: str, result: MapResult,
+                 raw_records: list[Any] | None = None, run_id: str | None = None,
+                 watermarks: dict[str, str] | None = None, report: SourceReport | None = None) -> SourceReport:
+    """Write one mapped batch (events, dead letters, raw records, watermarks) in one transaction."""
     started = time.perf_counter()
-    plugin, source = mapping.plugin, mapping.source
     report = report or SourceReport(tenant_id=tenant_id, plugin=plugin, source=source)
-    items = list(items)
-    result = map_items(engine, mapping, items, tenant_id)
     with store.transaction() as conn:
-        if keep_raw:
-            raw = [item for _pos, item in items if not isinstance(item, RecordError)]
-            store.add_raw_records(tenant_id, plugin, source, raw, run_id=run_id, conn=conn)
+        if raw_records:
+            store.add_raw_records(tenant_id, plugin, source, raw_records, run_id=run_id, conn=conn)
         counts = store.upsert_events(result.events, source=source, run_id=run_id, conn=conn)
         store.add_dead_letters(tenant_id, plugin, source, dead_letter_items(result), kind="mapping",
                                run_id=run_id, conn=conn)
@@ -102,3 +98,14 @@ def ingest(store: EventStore, *, tenant_id: str, mapping: CompiledMapping, engin
     report.add_upsert(counts)
     report.duration_s += time.perf_counter() - started
     return report
+
+
+def ingest(store: EventStore, *, tenant_id: str, mapping: CompiledMapping, engine: MappingEngine,
+           items: Iterable[tuple[int, Any]], run_id: str | None = None, keep_raw: bool = True,
+           watermarks: dict[str, str] | None = None, report: SourceReport | None = None) -> SourceReport:
+    """Map one batch of (position, record) pairs and store it in one transaction."""
+    items = list(items)
+    result = map_items(engine, mapping, items, tenant_id)
+    raw = [item for _pos, item in items if not isinstance(item, RecordError)] if keep_raw else None
+    return store_result(store, tenant_id=tenant_id, plugin=mapping.plugin, source=mapping.source, result=result,
+                        raw_records=raw, run_id=run_id, watermarks=watermarks, report=report)

@@ -18,9 +18,11 @@ from integrations.store import default_store_path
               help="Sample records folder [default: data/samples].")
 @click.option("--mappings", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Mappings folder [default: mappings].")
+@click.option("--tenants-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Tenant configuration folder [default: tenants].")
 @click.option("--engine", default="auto", show_default=True, help="Mapping engine: auto, python or sql.")
 def command(db: Path | None, tenants: tuple[str, ...], samples: Path | None, mappings: Path | None,
-            engine: str) -> int:
+            tenants_dir: Path | None, engine: str) -> int:
     """Read every source of each tenant, map it and upsert the events into the store.
 
     Exit 0 when at least one source ran (rejections are reported, not fatal); 1 when every source failed.
@@ -29,6 +31,8 @@ def command(db: Path | None, tenants: tuple[str, ...], samples: Path | None, map
 
     options = RunOptions(store_path=db or default_store_path(), tenants=list(tenants) or ["demo"],
                          samples=samples or samples_dir(), mappings=mappings or mappings_dir(), engine=engine)
+    if tenants_dir is not None:
+        options.tenants_dir = tenants_dir
     report = run(options)
     rows = [[s.tenant_id, s.plugin, s.source, s.read, s.mapped, s.filtered, s.rejected, s.events, s.inserted,
              s.status if not s.error else f"{s.status}: {s.error}"] for s in report.sources]

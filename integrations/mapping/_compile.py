@@ -26,7 +26,7 @@ from integrations.mapping._model import (
     Output,
     is_known_field,
 )
-from integrations.mapping._yaml import LocatedDocument, Mark, load_located
+from integrations.located_yaml import LocatedDocument, Mark, load_located
 from integrations.mapping.functions import ALL_FUNCTION_NAMES, OPTIONS, function_arity
 
 

@@ -9,7 +9,7 @@ import duckdb
 
 def run_args(workspace, *extra):
     return ("run", "--db", str(workspace / "store.duckdb"), "--samples", str(workspace / "samples"),
-            "--mappings", str(workspace / "mappings"), *extra)
+            "--mappings", str(workspace / "mappings"), "--tenants-dir", str(workspace / "tenants"), *extra)
 
 
 def test_run_maps_samples_into_the_store_and_is_idempotent(cli, workspace):

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from integrations.errors import MappingError
+from integrations.errors import IntegrationsError, MappingError
 
 Path_ = tuple[Any, ...]
 
@@ -53,34 +53,35 @@ def _mark_of(node: yaml.Node) -> Mark:
     return Mark(line=line, col=col, value_col=value_col, single_line=single_line)
 
 
-def _construct(node: yaml.Node, path: Path_, doc: LocatedDocument, file: str | None) -> Any:
+def _construct(node: yaml.Node, path: Path_, doc: LocatedDocument, file: str | None,
+               error: type[IntegrationsError] = MappingError) -> Any:
     doc.marks[path] = _mark_of(node)
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                raise MappingError("mapping keys must be plain strings", file=file,
+                raise error("mapping keys must be plain strings", file=file,
                                    line=key_node.start_mark.line + 1, col=key_node.start_mark.column + 1)
             key = key_node.value
             if key in out:
-                raise MappingError(f"duplicate key '{key}'", file=file,
+                raise error(f"duplicate key '{key}'", file=file,
                                    line=key_node.start_mark.line + 1, col=key_node.start_mark.column + 1)
             doc.key_marks[path + (key,)] = _mark_of(key_node)
-            out[key] = _construct(value_node, path + (key,), doc, file)
+            out[key] = _construct(value_node, path + (key,), doc, file, error)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(item, path + (i,), doc, file) for i, item in enumerate(node.value)]
+        return [_construct(item, path + (i,), doc, file, error) for i, item in enumerate(node.value)]
     # Scalars: resolve with the safe loader's own rules (ints, floats, bools, null, strings).
     return yaml.SafeLoader(yaml.serialize(node)).get_single_data() if node.tag != "tag:yaml.org,2002:str" else node.value
 
 
-def load_located(text: str, file: str | None = None) -> LocatedDocument:
+def load_located(text: str, file: str | None = None, error: type[IntegrationsError] = MappingError) -> LocatedDocument:
     """Parse one YAML document, keeping marks; syntax errors name the line and column."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        raise MappingError(
+        raise error(
             f"YAML syntax error: {err.problem or err.context}",
             file=file,
             line=mark.line + 1 if mark else None,
@@ -88,6 +89,27 @@ def load_located(text: str, file: str | None = None) -> LocatedDocument:
         ) from None
     doc = LocatedDocument(data=None)
     if node is None:
-        raise MappingError("the file is empty", file=file, line=1, col=1)
-    doc.data = _construct(node, (), doc, file)
+        raise error("the file is empty", file=file, line=1, col=1)
+    doc.data = _construct(node, (), doc, file, error)
     return doc
+
+
+def located_validation_errors(err: Any, doc: LocatedDocument, file: str | None,
+                              error: type[IntegrationsError]) -> list[IntegrationsError]:
+    """A pydantic ValidationError as errors that name the YAML line of each bad node."""
+    out: list[IntegrationsError] = []
+    for item in err.errors():
+        loc = tuple(item["loc"])
+        where = ".".join(str(p) for p in loc)
+        if item["type"] == "extra_forbidden":
+            mark = doc.key_marks.get(loc) or doc.mark(loc)
+            message = f"unknown key '{loc[-1]}'"
+        elif item["type"] == "missing":
+            mark = doc.mark(loc[:-1])
+            message = f"missing required key '{loc[-1]}'" + (f" in '{'.'.join(str(p) for p in loc[:-1])}'" if loc[:-1] else "")
+        else:
+            mark = doc.mark(loc)
+            message = f"'{where}': {item['msg']}"
+        out.append(error(message, file=file, line=mark.line if mark else None, col=mark.value_col if mark else None,
+                         field=where or None))
+    return out
