@@ -90,3 +90,84 @@ def cloudevents_validator():
     from jsonschema import Draft7Validator
 
     return Draft7Validator(json.loads((SPECS / "cloudevents" / "cloudevents.json").read_text()))
+
+
+class ScriptedServer:
+    """A real HTTP server on 127.0.0.1 whose answers tests script per path (starlette under uvicorn).
+
+    `script(path, [(status, headers, json_body), ...])` queues answers; when a path's queue is empty
+    it answers its `default` (200 and `{}` unless set). Every request is recorded in `hits`.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        from starlette.applications import Starlette
+        from starlette.requests import Request
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        self.queues: dict[str, list[tuple[int, dict, object]]] = {}
+        self.defaults: dict[str, tuple[int, dict, object]] = {}
+        self.hits: list[tuple[str, str, dict]] = []
+        self.lock = threading.Lock()
+
+        async def handle(request: Request) -> JSONResponse:
+            path = request.url.path
+            with self.lock:
+                self.hits.append((request.method, path + (f"?{request.url.query}" if request.url.query else ""),
+                                  dict(request.headers)))
+                queue = self.queues.get(path)
+                status, headers, body = queue.pop(0) if queue else self.defaults.get(path, (200, {}, {}))
+            return JSONResponse(body, status_code=status, headers=headers)
+
+        self.app = Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST", "PUT", "DELETE"])])
+
+    def script(self, path: str, answers: list[tuple[int, dict, object]], default: tuple[int, dict, object] | None = None) -> None:
+        with self.lock:
+            self.queues[path] = list(answers)
+            if default is not None:
+                self.defaults[path] = default
+
+    def reset(self) -> None:
+        with self.lock:
+            self.queues.clear()
+            self.defaults.clear()
+            self.hits.clear()
+
+
+def start_uvicorn(app, port: int):
+    """Run an ASGI app under uvicorn in a daemon thread on 127.0.0.1:port; returns (server, thread)."""
+    import threading
+    import time
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    return server, thread
+
+
+@pytest.fixture(scope="session")
+def scripted_server():
+    """One scripted HTTP server for the whole test session; reset between tests."""
+    server = ScriptedServer()
+    port = free_port()
+    uv, thread = start_uvicorn(server.app, port)
+    server.base_url = f"http://127.0.0.1:{port}"
+    yield server
+    uv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def http_server(scripted_server):
+    scripted_server.reset()
+    yield scripted_server
+    scripted_server.reset()

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from integrations.health import RateLimitConfig
 from integrations.mapping import CompiledMapping, MapResult
 
 
@@ -22,14 +23,6 @@ class PluginSettings(BaseModel):
     """Base of every plugin's settings model; its JSON Schema is the registry's configuration_schema."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class RateLimitConfig(BaseModel):
-    """Client-side limits per tenant and plugin, so one tenant never exhausts a shared quota."""
-
-    model_config = ConfigDict(extra="forbid")
-    requests_per_second: float | None = Field(default=None, gt=0)
-    requests_per_hour: float | None = Field(default=None, gt=0)
 
 
 SourceMode = Literal["samples", "poll", "webhook"]
@@ -141,6 +134,9 @@ class IntegrationPlugin(abc.ABC):
         self.settings: PluginSettings | None = None
         self.mappings: dict[str, CompiledMapping] = {}
         self.engine = None
+        # Set by the framework: wrap every call to the service in `await self.guard.acall(fn, ...)` to get
+        # the breaker, rate limit, retries with back-off and health figures of this tenant's integration.
+        self.guard = None
 
     @abc.abstractmethod
     async def initialize(self, config: PluginConfiguration) -> None:

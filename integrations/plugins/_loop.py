@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from integrations.errors import IntegrationsError, PluginError
+from integrations.health import CircuitOpenError, HealthMonitor, RateLimitConfig, RetriesExhaustedError, dead_letter_item
 from integrations.mapping import MappingEngine, get_engine, load_mapping
 from integrations.paths import mapping_path
 from integrations.pipeline import SourceReport, ingest, store_result
@@ -43,6 +44,7 @@ class RunContext:
     run_id: str = ""
     credentials: CredentialResolver | None = None
     inbox: InboxReader | None = None
+    health: HealthMonitor = field(default_factory=HealthMonitor)
     since: Any = None
     until: Any = None
 
@@ -90,10 +92,21 @@ async def _run_source(ctx: RunContext, instance: PluginInstance, config: PluginC
         request = DataRequest(tenant_id=tenant, source=source.name,
                               watermarks=ctx.store.get_watermarks(tenant, plugin, source.name),
                               since=ctx.since, until=ctx.until)
-        async for page in instance.fetch(request):
-            result = await instance.plugin.transform_data(ExternalData(tenant, source.name, page.records))
-            store_result(ctx.store, tenant_id=tenant, plugin=plugin, source=source.name, result=result,
-                         raw_records=page.records, run_id=ctx.run_id, watermarks=page.watermarks, report=report)
+        try:
+            async for page in instance.fetch(request):
+                result = await instance.plugin.transform_data(ExternalData(tenant, source.name, page.records))
+                store_result(ctx.store, tenant_id=tenant, plugin=plugin, source=source.name, result=result,
+                             raw_records=page.records, run_id=ctx.run_id, watermarks=page.watermarks, report=report)
+                request.watermarks.update(page.watermarks)
+        except PluginError as err:
+            cause = err.__cause__
+            if isinstance(cause, (RetriesExhaustedError, CircuitOpenError)):
+                # The work outlasted its retries: keep the request so a later run or `dlq replay` redoes it.
+                described = {"tenant_id": tenant, "plugin": plugin, "source": source.name,
+                             "watermarks": dict(request.watermarks), "request": "fetch_data"}
+                ctx.store.add_dead_letters(tenant, plugin, source.name, [dead_letter_item(described, cause)],
+                                           kind="fetch", run_id=ctx.run_id)
+            raise
     report.status = "partial" if report.rejected else "ok"
     return report
 
@@ -104,7 +117,15 @@ async def run_integration(ctx: RunContext, config: PluginConfiguration) -> list[
     sources = [s for s in config.sources if s.enabled]
     try:
         plugin_cls = ctx.registry.resolve(config.plugin_name, config.version)
+        limits = RateLimitConfig.from_config(config.rate_limits.model_dump(exclude_none=True))
+        if ctx.health.rate_limit_for(config.tenant_id, config.plugin_name) != limits:
+            # configure() rebuilds the pair's breaker: only when the tenant's limits really changed.
+            ctx.health.configure(config.tenant_id, config.plugin_name, rate_limit=limits)
+        if not ctx.health.is_available(config.tenant_id, config.plugin_name):
+            breaker = ctx.health.breaker(config.tenant_id, config.plugin_name)
+            raise _breaker_open_error(config, breaker)
         instance = ctx.manager.instance(config.tenant_id, plugin_cls, config.timeout_seconds)
+        instance.plugin.guard = ctx.health.guard(config.tenant_id, config.plugin_name)
         if instance.state.value in ("created", "stopped", "failed"):
             if instance.state.value == "failed":
                 await instance.shutdown()
@@ -134,6 +155,12 @@ async def run_integration(ctx: RunContext, config: PluginConfiguration) -> list[
     return reports
 
 
+def _breaker_open_error(config: PluginConfiguration, breaker) -> PluginError:
+    """An integration whose breaker is open is skipped this run: degraded, not a crash."""
+    return PluginError(f"plugin '{config.plugin_name}' is down for tenant '{config.tenant_id}': circuit breaker open",
+                       hint="it is retried after the breaker's cool-down; see `integrations health`")
+
+
 def _failed(ctx: RunContext, config: PluginConfiguration, source: SourceConfig, err: IntegrationsError) -> SourceReport:
     report = _source_report(ctx, config, source)
     report.status = "failed"
@@ -147,7 +174,11 @@ def _record(ctx: RunContext, report: SourceReport, started_at) -> None:
 
 
 async def run_tenant(ctx: RunContext, configs: list[PluginConfiguration]) -> list[SourceReport]:
-    """A tenant's integrations side by side; each one's failure stays its own."""
+    """A tenant's integrations side by side; each one's failure stays its own. Health is saved at the end."""
     enabled = [c for c in configs if c.enabled]
     results = await asyncio.gather(*(run_integration(ctx, c) for c in enabled))
-    return [report for reports in results for report in reports]
+    reports = [report for reports in results for report in reports]
+    for config in enabled:
+        ctx.health.figures(config.tenant_id, config.plugin_name)  # every configured pair shows in `health`
+    ctx.health.save(ctx.store, tenant=enabled[0].tenant_id if enabled else None)
+    return reports
