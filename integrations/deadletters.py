@@ -17,9 +17,8 @@ from integrations.mapping import Rejection, get_engine, load_mapping
 from integrations.paths import mapping_path
 from integrations.store import EventStore
 
-# (store, tenant, dead letter rows) -> ids that succeeded; set by the plugin framework.
+# (store, tenant, dead letter rows) -> ids that succeeded; the runner provides one.
 FetchReplayer = Callable[[EventStore, str, list[dict[str, Any]]], list[str]]
-fetch_replayer: FetchReplayer | None = None
 
 
 def _records_of(items: list[dict[str, Any]]) -> tuple[list[Any], set[int]]:
@@ -39,7 +38,8 @@ def _records_of(items: list[dict[str, Any]]) -> tuple[list[Any], set[int]]:
 
 
 def replay_dead_letters(store: EventStore, tenant_id: str, *, plugin: str | None = None, source: str | None = None,
-                        engine_name: str = "auto") -> dict[tuple[str, str, str], dict[str, int]]:
+                        engine_name: str = "auto", fetch_replayer: FetchReplayer | None = None,
+                        ) -> dict[tuple[str, str, str], dict[str, int]]:
     """Replay a tenant's open dead letters; returns counts per (plugin, source, kind)."""
     rows = store.list_dead_letters(tenant_id, plugin=plugin, source=source, status="open")
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -56,6 +56,8 @@ def replay_dead_letters(store: EventStore, tenant_id: str, *, plugin: str | None
                 stats["failing"] = len(items)
                 continue
             done = fetch_replayer(store, tenant_id, items)
+            with store.transaction() as conn:
+                store.resolve_dead_letters(tenant_id, done, conn=conn)
             stats["replayed"] = len(done)
             stats["failing"] = len(items) - len(done)
             continue

@@ -11,10 +11,11 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from integrations.health import HealthMonitor
 from integrations.mapping import get_engine
 from integrations.paths import mappings_dir, samples_dir
 from integrations.pipeline import SourceReport
-from integrations.plugins import LifecycleManager, RunContext, load_registry, run_tenant
+from integrations.plugins import LifecycleManager, PluginRegistry, RunContext, load_registry, run_tenant
 from integrations.store import EventStore
 from integrations.tenants import load_tenant_config, samples_config, tenants_dir
 
@@ -27,6 +28,8 @@ class RunOptions:
     mappings: Path = field(default_factory=mappings_dir)
     tenants_dir: Path = field(default_factory=tenants_dir)
     engine: str = "auto"
+    registry: PluginRegistry | None = None  # default: the plugins installed in this environment
+    health: HealthMonitor | None = None
 
 
 @dataclass
@@ -55,8 +58,45 @@ def run(options: RunOptions) -> RunReport:
     store = EventStore(options.store_path)
     store.initialize()
     report = RunReport(run_id=store.new_run_id())
-    ctx = RunContext(store=store, registry=load_registry(), manager=LifecycleManager(),
-                     engine=get_engine(options.engine), samples=options.samples, mappings=options.mappings,
-                     run_id=report.run_id)
+    ctx = _context(store, options, report.run_id)
     report.sources = asyncio.run(_run_all(ctx, options))
     return report
+
+
+def _context(store: EventStore, options: RunOptions, run_id: str) -> RunContext:
+    health = options.health
+    if health is None:
+        health = HealthMonitor()
+        health.restore(store)  # counts and last success carry over from earlier runs
+    return RunContext(store=store, registry=options.registry or load_registry(), manager=LifecycleManager(),
+                      engine=get_engine(options.engine), samples=options.samples, mappings=options.mappings,
+                      run_id=run_id, health=health)
+
+
+def replay_fetch_dead_letters(store: EventStore, tenant_id: str, rows: list[dict], options: RunOptions | None = None) -> list[str]:
+    """Redo requests that failed to fetch: run their sources again from the stored watermarks.
+
+    The watermark did not move when the fetch failed, so running the source again re-issues exactly
+    the work that was lost; the dead letters of the sources that now succeed are resolved.
+    """
+    options = options or RunOptions(store_path=store.path, tenants=[tenant_id])
+    config = load_tenant_config(tenant_id, options.tenants_dir)
+    if config is None:
+        return []
+    wanted = {(row["plugin"], row["source"]) for row in rows}
+    plugin_configs = []
+    for plugin_config in config.plugin_configurations():
+        sources = [s for s in plugin_config.sources if (plugin_config.plugin_name, s.name) in wanted]
+        if sources:
+            plugin_configs.append(plugin_config.model_copy(update={"sources": sources}))
+    ctx = _context(store, options, store.new_run_id())
+
+    async def go():
+        try:
+            return await run_tenant(ctx, plugin_configs)
+        finally:
+            await ctx.manager.shutdown_all()
+
+    reports = asyncio.run(go())
+    ok = {(r.plugin, r.source) for r in reports if r.status in ("ok", "partial")}
+    return [row["dead_letter_id"] for row in rows if (row["plugin"], row["source"]) in ok]

@@ -44,8 +44,14 @@ def list_dead_letters(db: Path | None, tenant: str, plugin: str | None, source: 
 @click.option("--source")
 @click.option("--engine", default="auto", show_default=True)
 def replay(db: Path | None, tenant: str, plugin: str | None, source: str | None, engine: str) -> int:
-    """Map open dead letters again (after a mapping fix); those that map leave the queue."""
-    outcome = replay_dead_letters(open_store(db), tenant, plugin=plugin, source=source, engine_name=engine)
+    """Map open dead letters again (after a mapping fix); those that map leave the queue.
+
+    Requests that failed to fetch are re-issued by running their sources again from their watermarks.
+    """
+    from runner import replay_fetch_dead_letters
+
+    outcome = replay_dead_letters(open_store(db), tenant, plugin=plugin, source=source, engine_name=engine,
+                                  fetch_replayer=replay_fetch_dead_letters)
     print_table(f"replay for tenant {tenant}", ["plugin", "source", "kind", "tried", "replayed", "still failing"],
                 [[k[0], k[1], k[2], v["tried"], v["replayed"], v["failing"]] for k, v in sorted(outcome.items())])
     return 0

@@ -119,3 +119,38 @@ def test_retries_breaker_and_recovery_against_a_real_server(http_server, store, 
     recovered = health()
     assert recovered["breaker_state"] == "closed" and recovered["last_success"] is not None
     assert store.get_watermarks("demo", "httpitems", "items") == {"page": "1"}
+
+
+def test_a_fetch_that_exhausted_its_retries_is_replayed_once_the_service_is_back(http_server, store, registry,
+                                                                                  plugin_mappings, tmp_path):
+    from functools import partial
+
+    from integrations.deadletters import replay_dead_letters
+    from runner import RunOptions, replay_fetch_dead_letters
+
+    registry.register(HttpItemsPlugin)
+    (plugin_mappings / "httpitems").mkdir()
+    (plugin_mappings / "httpitems" / "items.yaml").write_text(MAPPING.format(name="httpitems"))
+    tenants = tmp_path / "tenants"
+    tenants.mkdir()
+    (tenants / "demo.yaml").write_text(
+        f"tenant: demo\nintegrations:\n  httpitems:\n    settings: {{base_url: '{http_server.base_url}'}}\n"
+        "    sources:\n      - {name: items, mode: poll}\n")
+    options = RunOptions(store_path=store.path, tenants=["demo"], mappings=plugin_mappings, tenants_dir=tenants,
+                         registry=registry, engine="python",
+                         health=HealthMonitor(clock=FakeClock(), retry=RetryPolicy(max_attempts=2)))
+    from runner import run
+
+    http_server.script("/items", [], default=(503, {}, {}))
+    report = run(options)
+    assert report.all_failed
+    (letter,) = store.list_dead_letters("demo", kind="fetch")
+    assert letter["record"]["watermarks"] == {} and "503" in letter["reason"]
+
+    items = {"items": [{"id": 7, "at": "2024-05-01T12:00:07Z"}]}
+    http_server.script("/items", [(200, {}, items)], default=(200, {}, {"items": []}))
+    options.health = HealthMonitor(clock=FakeClock())
+    outcome = replay_dead_letters(store, "demo", fetch_replayer=partial(replay_fetch_dead_letters, options=options))
+    assert outcome[("httpitems", "items", "fetch")] == {"tried": 1, "replayed": 1, "failing": 0}
+    assert store.list_dead_letters("demo", kind="fetch") == []
+    assert store.count_events("demo") == 1
