@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "health": ("integrations.cli.health", "Show each integration's health figures and breaker state."),
     "credentials": ("integrations.cli.credentials", "Set, list, test, delete and rotate credentials."),
     "webhooks": ("integrations.cli.webhooks", "Serve the webhook receiver."),
+    "config": ("integrations.cli.config", "Show, change and audit a tenant's configuration."),
+    "tenant": ("integrations.cli.tenant", "Create, list and delete tenants; apply retention."),
 }
 
 

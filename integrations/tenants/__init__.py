@@ -1,5 +1,6 @@
 """Tenant configuration: one file per tenant under tenants/."""
 
+from integrations.tenants._admin import PERMISSIONS, PermissionDenied, TenantAdmin, current_actor, redact, require
 from integrations.tenants._config import (
     IntegrationEntry,
     TenantConfig,
@@ -11,6 +12,12 @@ from integrations.tenants._config import (
 )
 
 __all__ = [
+    "PERMISSIONS",
+    "PermissionDenied",
+    "TenantAdmin",
+    "current_actor",
+    "redact",
+    "require",
     "IntegrationEntry",
     "TenantConfig",
     "list_tenants",
