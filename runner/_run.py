@@ -15,7 +15,16 @@ from integrations.health import HealthMonitor
 from integrations.mapping import get_engine
 from integrations.paths import mappings_dir, samples_dir
 from integrations.pipeline import SourceReport
-from integrations.plugins import LifecycleManager, PluginRegistry, RunContext, load_registry, run_tenant
+from integrations.credentials import CredentialManager, EnvironmentMasterKeys
+from integrations.plugins import (
+    LifecycleManager,
+    PluginConfiguration,
+    PluginCredentials,
+    PluginRegistry,
+    RunContext,
+    load_registry,
+    run_tenant,
+)
 from integrations.store import EventStore
 from integrations.tenants import load_tenant_config, samples_config, tenants_dir
 
@@ -30,6 +39,7 @@ class RunOptions:
     engine: str = "auto"
     registry: PluginRegistry | None = None  # default: the plugins installed in this environment
     health: HealthMonitor | None = None
+    inbox: Path | None = None  # default: data/inbox/github.sqlite (INTEGRATIONS_WEBHOOK_INBOX)
 
 
 @dataclass
@@ -68,9 +78,42 @@ def _context(store: EventStore, options: RunOptions, run_id: str) -> RunContext:
     if health is None:
         health = HealthMonitor()
         health.restore(store)  # counts and last success carry over from earlier runs
-    return RunContext(store=store, registry=options.registry or load_registry(), manager=LifecycleManager(),
+    registry = options.registry or load_registry()
+    return RunContext(store=store, registry=registry, manager=LifecycleManager(),
                       engine=get_engine(options.engine), samples=options.samples, mappings=options.mappings,
-                      run_id=run_id, health=health)
+                      run_id=run_id, health=health, credentials=credential_resolver(store, registry),
+                      inbox=_lazy_inbox_reader(options.inbox))
+
+
+def credential_resolver(store: EventStore, registry: PluginRegistry):
+    """Decrypt the credentials a tenant's configuration names, by role, checked against what the plugin accepts."""
+    manager: list[CredentialManager] = []
+
+    def resolve(config: PluginConfiguration) -> PluginCredentials:
+        if not config.credentials:
+            return PluginCredentials(config.tenant_id)
+        if not manager:
+            manager.append(CredentialManager(store, EnvironmentMasterKeys()))
+        accepted = registry.resolve(config.plugin_name, config.version).required_credentials or None
+        values = {role: manager[0].get(config.tenant_id, config.plugin_name, name, accepted=accepted)
+                  for role, name in config.credentials.items()}
+        return PluginCredentials(config.tenant_id, values)
+
+    return resolve
+
+
+def _lazy_inbox_reader(path: Path | None):
+    """The webhook inbox is opened only when a tenant has a webhook source."""
+    opened: list = []
+
+    def read(tenant_id: str, plugin: str, source: str):
+        if not opened:
+            from integrations.webhooks import Inbox, default_inbox_path, inbox_reader
+
+            opened.append(inbox_reader(Inbox(path or default_inbox_path())))
+        return opened[0](tenant_id, plugin, source)
+
+    return read
 
 
 def replay_fetch_dead_letters(store: EventStore, tenant_id: str, rows: list[dict], options: RunOptions | None = None) -> list[str]:

@@ -21,10 +21,18 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)
-def _repo_cwd(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Commands resolve mappings/ and data/samples/ from the working directory: the repository."""
+def _repo_cwd(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Commands resolve mappings/ and data/samples/ from the working directory: the repository.
+
+    Nothing a test runs may write into the repository's data/: keys, inboxes and stores go to tmp.
+    """
     monkeypatch.chdir(ROOT)
-    monkeypatch.delenv("INTEGRATIONS_STORE", raising=False)
+    private = tmp_path_factory.mktemp("private")
+    for name in ("INTEGRATIONS_STORE", "INTEGRATIONS_MASTER_KEY", "INTEGRATIONS_MASTER_KEY_OLD", "INTEGRATIONS_ACTOR",
+                 "INTEGRATIONS_TENANTS", "INTEGRATIONS_MAPPINGS", "INTEGRATIONS_SAMPLES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INTEGRATIONS_MASTER_KEY_FILE", str(private / "master.key"))
+    monkeypatch.setenv("INTEGRATIONS_WEBHOOK_INBOX", str(private / "inbox.sqlite"))
 
 
 @pytest.fixture

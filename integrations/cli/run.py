@@ -27,7 +27,10 @@ def command(db: Path | None, tenants: tuple[str, ...], samples: Path | None, map
 
     Exit 0 when at least one source ran (rejections are reported, not fatal); 1 when every source failed.
     """
+    from integrations.credentials import EnvironmentMasterKeys
     from runner import RunOptions, run
+
+    EnvironmentMasterKeys(create=True).current()  # first run: a local master key, with a warning
 
     options = RunOptions(store_path=db or default_store_path(), tenants=list(tenants) or ["demo"],
                          samples=samples or samples_dir(), mappings=mappings or mappings_dir(), engine=engine)

@@ -112,7 +112,7 @@ class MappingFunctions(functions.Functions):
         try:
             return json.loads(text)
         except ValueError as err:
-            raise RecordError(f"from_json(): not valid JSON ({err.msg} at char {err.pos})") from None
+            raise RecordError(f"from_json(): not valid JSON ({err.msg}, char {err.pos})") from None
 
     @functions.signature({"types": ["array", "null"]}, {"types": ["array", "null"]})
     def _func_zip(self, left, right):

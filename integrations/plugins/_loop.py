@@ -131,6 +131,7 @@ async def run_integration(ctx: RunContext, config: PluginConfiguration) -> list[
                 await instance.shutdown()
             await instance.initialize(config)
         if any(s.mode == "poll" for s in sources) and instance.state.value != "authenticated":
+            # A credential that cannot be decrypted or is of the wrong type fails this integration only.
             credentials = ctx.credentials(config) if ctx.credentials else PluginCredentials(config.tenant_id)
             auth = await instance.authenticate(credentials)
             if not auth.ok:
@@ -164,7 +165,7 @@ def _breaker_open_error(config: PluginConfiguration, breaker) -> PluginError:
 def _failed(ctx: RunContext, config: PluginConfiguration, source: SourceConfig, err: IntegrationsError) -> SourceReport:
     report = _source_report(ctx, config, source)
     report.status = "failed"
-    report.error = str(err)
+    report.error = str(err) + (f" ({err.hint})" if err.hint else "")
     return report
 
 
