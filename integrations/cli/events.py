@@ -10,7 +10,8 @@ import click
 
 from integrations.cli._common import db_option, open_store, parse_time, print_table, tenant_option, write_json_line
 from integrations.errors import UsageError
-from integrations.events import format_rfc3339, to_cloudevent
+from integrations.events import EXPORT_FORMATS, format_rfc3339
+from integrations.events import export_events as export_documents
 
 
 @click.group(name="events")
@@ -42,7 +43,7 @@ def list_events(db: Path | None, tenant: str, kind: str | None, since: str | Non
 @command.command(name="export")
 @db_option
 @tenant_option()
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "cloudevents"]), default="jsonl",
+@click.option("--format", "fmt", type=click.Choice(sorted([*EXPORT_FORMATS, "parquet"])), default="jsonl",
               show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="File to write [default: stdout].")
 @click.option("--kind", help="Only this kind.")
@@ -66,13 +67,15 @@ def export_events(db: Path | None, tenant: str, fmt: str, output: Path | None, k
         frame.to_parquet(output, index=False)
         click.echo(f"wrote {len(rows)} event(s) to {output}", err=True)
         return
+    documents, skipped = export_documents(fmt, events)
     out = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
-        for event in events:
-            data = to_cloudevent(event) if fmt == "cloudevents" else event.to_json_dict()
+        for data in documents:
             out.write(json.dumps(data, sort_keys=True, default=str, ensure_ascii=False) + "\n")
     finally:
         if output:
             out.close()
-            click.echo(f"wrote {len(events)} event(s) to {output}", err=True)
+            click.echo(f"wrote {len(documents)} document(s) to {output}", err=True)
+    if skipped:
+        click.echo(f"{skipped} event(s) have no {fmt} counterpart and were skipped", err=True)
 

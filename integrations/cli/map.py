@@ -9,7 +9,7 @@ import click
 
 from integrations.cli._common import stderr_console, write_json_line
 from integrations.errors import UsageError
-from integrations.events import to_cloudevent
+from integrations.events import EXPORT_FORMATS, export_events
 from integrations.mapping import get_engine, load_mapping
 from integrations.paths import mapping_path
 from integrations.pipeline import map_items
@@ -22,7 +22,8 @@ from integrations.records import iter_records
 @click.option("--source", help="Source (with --plugin).")
 @click.option("--input", "input_path", required=True, help="JSON object, JSON array or JSON Lines; '-' for stdin.")
 @click.option("--tenant", default="demo", show_default=True, help="Tenant id of the events.")
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "cloudevents"]), default="jsonl", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(sorted(EXPORT_FORMATS)), default="jsonl", show_default=True,
+              help="jsonl: canonical events; others: interchange formats (events without a counterpart are skipped).")
 @click.option("--dead-letter", "dead_letter", type=click.Path(dir_okay=False, path_type=Path),
               help="Write rejected records (with reasons) to this JSON Lines file.")
 @click.option("--engine", default="auto", show_default=True, help="Mapping engine: auto, python or sql.")
@@ -41,8 +42,12 @@ def command(mapping_file: Path | None, plugin: str | None, source: str | None, i
         raise UsageError(f"no mapping file at {path}", file=str(path))
     mapping = load_mapping(path)
     result = map_items(get_engine(engine), mapping, iter_records(input_path), tenant)
-    for event in result.events:
-        write_json_line(to_cloudevent(event) if fmt == "cloudevents" else event.to_json_dict(with_ingested_at=False))
+    if fmt == "jsonl":
+        documents, skipped = [e.to_json_dict(with_ingested_at=False) for e in result.events], 0
+    else:
+        documents, skipped = export_events(fmt, result.events)
+    for document in documents:
+        write_json_line(document)
     if dead_letter is not None:
         with dead_letter.open("w", encoding="utf-8") as out:
             for rejection in result.rejections:
@@ -57,4 +62,6 @@ def command(mapping_file: Path | None, plugin: str | None, source: str | None, i
     s = result.summary()
     console.print(f"read {s['read']}, mapped {s['mapped']}, filtered {s['filtered']}, rejected {s['rejected']}"
                   f" ({s['events']} events)")
+    if skipped:
+        console.print(f"{skipped} event(s) have no {fmt} counterpart and were skipped")
     return 0

@@ -1,6 +1,7 @@
 """The canonical event model and its exports."""
 
 from integrations.events._cloudevents import to_cloudevent
+from integrations.events._formats import EXPORT_FORMATS, export_events
 from integrations.events._model import (
     EVENT_TYPES,
     HINT_TYPES,
@@ -18,6 +19,8 @@ from integrations.events._model import (
 )
 
 __all__ = [
+    "EXPORT_FORMATS",
+    "export_events",
     "EVENT_TYPES",
     "HINT_TYPES",
     "KNOWN_KINDS",

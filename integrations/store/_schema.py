@@ -131,4 +131,30 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
     ]),
 ]
 
+MIGRATIONS.append((3, "correlations and the sink outbox", [
+    """CREATE TABLE IF NOT EXISTS correlations (
+        tenant_id VARCHAR NOT NULL,
+        event_id VARCHAR NOT NULL,
+        related_event_id VARCHAR NOT NULL,
+        rule VARCHAR NOT NULL,
+        confidence DOUBLE NOT NULL,
+        delta_seconds DOUBLE,             -- related.occurred_at - event.occurred_at
+        matched JSON,                     -- the keys and values that matched, and the score's parts
+        created_at TIMESTAMPTZ NOT NULL,
+        run_id VARCHAR,
+        PRIMARY KEY (tenant_id, event_id, related_event_id, rule)
+    )""",
+    """CREATE TABLE IF NOT EXISTS sink_outbox (
+        tenant_id VARCHAR NOT NULL,
+        sink VARCHAR NOT NULL,            -- the sink's name in runner.yaml
+        event_id VARCHAR NOT NULL,
+        seq BIGINT NOT NULL,              -- delivery order per tenant and sink
+        enqueued_at TIMESTAMPTZ NOT NULL,
+        delivered_at TIMESTAMPTZ,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error VARCHAR,
+        PRIMARY KEY (tenant_id, sink, event_id)
+    )""",
+]))
+
 LATEST_VERSION = MIGRATIONS[-1][0]
