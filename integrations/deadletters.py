@@ -76,7 +76,7 @@ def replay_dead_letters(store: EventStore, tenant_id: str, *, plugin: str | None
             result.rejections.append(Rejection(record_index=i, record=items[i]["record"],
                                                reason=items[i]["reason"]))
         with store.transaction() as conn:
-            store.upsert_events(result.events, source=source_name, conn=conn)
+            store.upsert_events(result.events, source=source_name, precedence=mapping.spec.precedence, conn=conn)
             store.resolve_dead_letters(tenant_id, [row["dead_letter_id"] for i, row in enumerate(items)
                                                    if i not in failed], conn=conn)
             store.add_dead_letters(tenant_id, plugin_name, source_name, [r.as_dict() for r in result.rejections],

@@ -97,13 +97,25 @@ def load_located(text: str, file: str | None = None, error: type[IntegrationsErr
 def located_validation_errors(err: Any, doc: LocatedDocument, file: str | None,
                               error: type[IntegrationsError]) -> list[IntegrationsError]:
     """A pydantic ValidationError as errors that name the YAML line of each bad node."""
+    import difflib
+
     out: list[IntegrationsError] = []
-    for item in err.errors():
+    items = err.errors()
+    # A misspelt key shows up twice (unknown 'cronn', missing 'cron'): report it once, as the unknown key.
+    extras = {(tuple(i["loc"][:-1]), str(i["loc"][-1])) for i in items if i["type"] == "extra_forbidden"}
+    for item in items:
         loc = tuple(item["loc"])
         where = ".".join(str(p) for p in loc)
+        if item["type"] == "missing" and any(parent == loc[:-1] and difflib.get_close_matches(str(loc[-1]), [key], cutoff=0.6)
+                                             for parent, key in extras):
+            continue
         if item["type"] == "extra_forbidden":
             mark = doc.key_marks.get(loc) or doc.mark(loc)
-            message = f"unknown key '{loc[-1]}'"
+            siblings = [k for (parent, k) in extras if parent == loc[:-1]]
+            missing = [str(i["loc"][-1]) for i in items if i["type"] == "missing" and tuple(i["loc"][:-1]) == loc[:-1]]
+            close = difflib.get_close_matches(str(loc[-1]), missing, n=1, cutoff=0.6)
+            message = f"unknown key '{loc[-1]}'" + (f"; did you mean '{close[0]}'?" if close else "")
+            del siblings
         elif item["type"] == "missing":
             mark = doc.mark(loc[:-1])
             message = f"missing required key '{loc[-1]}'" + (f" in '{'.'.join(str(p) for p in loc[:-1])}'" if loc[:-1] else "")

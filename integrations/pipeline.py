@@ -81,7 +81,7 @@ def dead_letter_items(result: MapResult) -> list[dict[str, Any]]:
 
 
 def store_result(store: EventStore, *, tenant_id: str, plugin: str, source: str, result: MapResult,
-                 raw_records: list[Any] | None = None, run_id: str | None = None,
+                 precedence: int = 100, raw_records: list[Any] | None = None, run_id: str | None = None,
                  watermarks: dict[str, str] | None = None, report: SourceReport | None = None) -> SourceReport:
     """Write one mapped batch (events, dead letters, raw records, watermarks) in one transaction."""
     started = time.perf_counter()
@@ -89,7 +89,7 @@ def store_result(store: EventStore, *, tenant_id: str, plugin: str, source: str,
     with store.transaction() as conn:
         if raw_records:
             store.add_raw_records(tenant_id, plugin, source, raw_records, run_id=run_id, conn=conn)
-        counts = store.upsert_events(result.events, source=source, run_id=run_id, conn=conn)
+        counts = store.upsert_events(result.events, source=source, precedence=precedence, run_id=run_id, conn=conn)
         store.add_dead_letters(tenant_id, plugin, source, dead_letter_items(result), kind="mapping",
                                run_id=run_id, conn=conn)
         if watermarks:
@@ -108,4 +108,5 @@ def ingest(store: EventStore, *, tenant_id: str, mapping: CompiledMapping, engin
     result = map_items(engine, mapping, items, tenant_id)
     raw = [item for _pos, item in items if not isinstance(item, RecordError)] if keep_raw else None
     return store_result(store, tenant_id=tenant_id, plugin=mapping.plugin, source=mapping.source, result=result,
-                        raw_records=raw, run_id=run_id, watermarks=watermarks, report=report)
+                        precedence=mapping.spec.precedence, raw_records=raw, run_id=run_id, watermarks=watermarks,
+                        report=report)

@@ -8,8 +8,13 @@ source failed.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from integrations.health import HealthMonitor
 from integrations.mapping import get_engine
@@ -27,6 +32,9 @@ from integrations.plugins import (
 )
 from integrations.store import EventStore
 from integrations.tenants import load_tenant_config, samples_config, tenants_dir
+from runner._config import RunnerConfig
+
+log = logging.getLogger("integrations.runner")
 
 
 @dataclass
@@ -40,12 +48,26 @@ class RunOptions:
     registry: PluginRegistry | None = None  # default: the plugins installed in this environment
     health: HealthMonitor | None = None
     inbox: Path | None = None  # default: data/inbox/github.sqlite (INTEGRATIONS_WEBHOOK_INBOX)
+    since: datetime | None = None
+    until: datetime | None = None
+    progress: Callable[[SourceReport], None] | None = None  # called as each source finishes
+    config: RunnerConfig = field(default_factory=RunnerConfig)
+
+    @classmethod
+    def from_config(cls, config: RunnerConfig, **overrides: Any) -> "RunOptions":
+        """Options from runner.yaml; explicit values (command-line options) win."""
+        values: dict[str, Any] = {"store_path": config.store, "tenants": list(config.default_tenants),
+                                  "samples": config.samples, "mappings": config.mappings,
+                                  "tenants_dir": config.tenants_dir, "engine": config.engine, "config": config}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 @dataclass
 class RunReport:
     run_id: str
     sources: list[SourceReport] = field(default_factory=list)
+    duration_s: float = 0.0
 
     @property
     def all_failed(self) -> bool:
@@ -69,7 +91,13 @@ def run(options: RunOptions) -> RunReport:
     store.initialize()
     report = RunReport(run_id=store.new_run_id())
     ctx = _context(store, options, report.run_id)
+    started = time.perf_counter()
+    log.info("run started", extra={"run_id": report.run_id, "tenants": options.tenants})
     report.sources = asyncio.run(_run_all(ctx, options))
+    report.duration_s = time.perf_counter() - started
+    log.info("run finished", extra={"run_id": report.run_id, "duration_s": round(report.duration_s, 3),
+                                    "sources": len(report.sources),
+                                    "failed": sum(1 for s in report.sources if s.status == "failed")})
     return report
 
 
@@ -82,7 +110,8 @@ def _context(store: EventStore, options: RunOptions, run_id: str) -> RunContext:
     return RunContext(store=store, registry=registry, manager=LifecycleManager(),
                       engine=get_engine(options.engine), samples=options.samples, mappings=options.mappings,
                       run_id=run_id, health=health, credentials=credential_resolver(store, registry),
-                      inbox=_lazy_inbox_reader(options.inbox))
+                      inbox=_lazy_inbox_reader(options.inbox), since=options.since, until=options.until,
+                      progress=options.progress)
 
 
 def credential_resolver(store: EventStore, registry: PluginRegistry):

@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "health": ("integrations.cli.health", "Show each integration's health figures and breaker state."),
     "credentials": ("integrations.cli.credentials", "Set, list, test, delete and rotate credentials."),
     "webhooks": ("integrations.cli.webhooks", "Serve the webhook receiver."),
+    "remap": ("integrations.cli.remap", "Re-apply today's mappings to the raw records kept per source."),
+    "doctor": ("integrations.cli.doctor", "Check configuration, credentials and connectivity without writing."),
     "config": ("integrations.cli.config", "Show, change and audit a tenant's configuration."),
     "tenant": ("integrations.cli.tenant", "Create, list and delete tenants; apply retention."),
 }
@@ -71,14 +73,30 @@ def _unavailable(name: str, why: str) -> click.Command:
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, envvar="INTEGRATIONS_DEBUG", help="Show tracebacks.")
 @click.option("--log-level", default="WARNING", show_default=True, envvar="INTEGRATIONS_LOG_LEVEL")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              envvar="INTEGRATIONS_LOG_FORMAT", help="json: one structured JSON object per log line.")
 @click.version_option(package_name="integrations-workbench")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, log_level: str) -> None:
+def cli(ctx: click.Context, debug: bool, log_level: str, log_format: str) -> None:
     """Turn data from external services into canonical events."""
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
-    logging.basicConfig(level=getattr(logging, log_level.upper(), logging.WARNING),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    configure_logging(log_level, log_format)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    """Plain lines for people, or JSON objects (with every `extra` field) for log pipelines."""
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s",
+                                           rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper(), logging.WARNING))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,6 +92,9 @@ class Mapping(_Strict):
     source: str = Field(min_length=1)
     version: int = Field(default=1, ge=1)
     description: str = ""
+    precedence: int = Field(default=100, ge=0, description=(
+        "when two sources give the same event id, the event keeps the content of the source with the "
+        "lower precedence (then the lower source name), whatever the order of arrival"))
     outputs: list[Output] = Field(min_length=1)
 
 

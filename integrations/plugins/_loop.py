@@ -8,6 +8,7 @@ its time-out or returns garbage is reported with its error and the others comple
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ from integrations.plugins._registry import PluginRegistry
 from integrations.records import iter_records
 from integrations.store import EventStore, utcnow
 
-BATCH_SIZE = 5_000
+# Records per transaction for sample and webhook sources (INTEGRATIONS_BATCH_SIZE to change).
+BATCH_SIZE = int(os.environ.get("INTEGRATIONS_BATCH_SIZE", "5000"))
 CredentialResolver = Callable[[PluginConfiguration], PluginCredentials]
 # (tenant, plugin, source) -> list of (record, ack callback); set by the webhook inbox.
 InboxReader = Callable[[str, str, str], tuple[list[Any], Callable[[], None]]]
@@ -47,6 +49,7 @@ class RunContext:
     health: HealthMonitor = field(default_factory=HealthMonitor)
     since: Any = None
     until: Any = None
+    progress: Callable[[SourceReport], None] | None = None
 
 
 def _batches(items, size: int):
@@ -86,7 +89,7 @@ async def _run_source(ctx: RunContext, instance: PluginInstance, config: PluginC
         for batch in _batches(records, BATCH_SIZE):
             result = await instance.plugin.transform_data(ExternalData(tenant, source.name, batch))
             store_result(ctx.store, tenant_id=tenant, plugin=plugin, source=source.name, result=result,
-                         raw_records=batch, run_id=ctx.run_id, report=report)
+                         precedence=mapping.spec.precedence, raw_records=batch, run_id=ctx.run_id, report=report)
         acknowledge()  # only after the events are committed: at least once
     else:  # poll
         request = DataRequest(tenant_id=tenant, source=source.name,
@@ -96,7 +99,8 @@ async def _run_source(ctx: RunContext, instance: PluginInstance, config: PluginC
             async for page in instance.fetch(request):
                 result = await instance.plugin.transform_data(ExternalData(tenant, source.name, page.records))
                 store_result(ctx.store, tenant_id=tenant, plugin=plugin, source=source.name, result=result,
-                             raw_records=page.records, run_id=ctx.run_id, watermarks=page.watermarks, report=report)
+                             precedence=mapping.spec.precedence, raw_records=page.records, run_id=ctx.run_id,
+                             watermarks=page.watermarks, report=report)
                 request.watermarks.update(page.watermarks)
         except PluginError as err:
             cause = err.__cause__
@@ -140,6 +144,8 @@ async def run_integration(ctx: RunContext, config: PluginConfiguration) -> list[
         failed = [_failed(ctx, config, s, err) for s in sources] or [_failed(ctx, config, SourceConfig(name="*"), err)]
         for report in failed:
             _record(ctx, report, utcnow())
+            if ctx.progress is not None:
+                ctx.progress(report)
         return failed
     for source in sources:
         started, started_at = time.perf_counter(), utcnow()
@@ -153,6 +159,8 @@ async def run_integration(ctx: RunContext, config: PluginConfiguration) -> list[
         report.extra["state"] = instance.state.value
         _record(ctx, report, started_at)
         reports.append(report)
+        if ctx.progress is not None:
+            ctx.progress(report)
     return reports
 
 

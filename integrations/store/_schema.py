@@ -157,4 +157,10 @@ MIGRATIONS.append((3, "correlations and the sink outbox", [
     )""",
 ]))
 
+MIGRATIONS.append((4, "raw records keep their arrival order", [
+    "ALTER TABLE raw_records ADD COLUMN IF NOT EXISTS seq BIGINT",
+    # When two sources give the same event id, the one that ranks first (lower number) keeps it.
+    "ALTER TABLE events ADD COLUMN IF NOT EXISTS source_precedence INTEGER",
+]))
+
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -57,11 +57,11 @@ _EVENT_SCHEMA = pa.schema([
     ("source_integration", pa.string()), ("source", pa.string()), ("external_id", pa.string()),
     ("resource_ids", pa.list_(pa.string())), ("hint_values", pa.list_(pa.string())),
     ("attributes", pa.string()), ("integration_context", pa.string()), ("content_hash", pa.string()),
-    ("seq", pa.int64()),
+    ("source_precedence", pa.int32()), ("seq", pa.int64()),
 ])
 
 
-def _event_rows(events: Sequence[CanonicalEvent], source: str | None) -> pa.Table:
+def _event_rows(events: Sequence[CanonicalEvent], source: str | None, precedence: int = 100) -> pa.Table:
     cols: dict[str, list[Any]] = {name: [] for name in _EVENT_SCHEMA.names}
     for seq, event in enumerate(events):
         data = event.to_json_dict(with_ingested_at=False)
@@ -81,6 +81,7 @@ def _event_rows(events: Sequence[CanonicalEvent], source: str | None) -> pa.Tabl
         cols["attributes"].append(canonical_json(data["attributes"]))
         cols["integration_context"].append(canonical_json(ctx))
         cols["content_hash"].append(hashlib.sha256(canonical_json(data).encode("utf-8")).hexdigest())
+        cols["source_precedence"].append(precedence)
         cols["seq"].append(seq)
     return pa.table(cols, schema=_EVENT_SCHEMA)
 
@@ -137,45 +138,70 @@ class EventStore:
 
     # -- events ------------------------------------------------------------------------------
 
-    def upsert_events(self, events: Sequence[CanonicalEvent], *, source: str | None = None,
+    def upsert_events(self, events: Sequence[CanonicalEvent], *, source: str | None = None, precedence: int = 100,
                       run_id: str | None = None, conn: duckdb.DuckDBPyConnection | None = None) -> UpsertCounts:
-        """Insert new events, update changed ones, leave unchanged ones (and their ingested_at) alone."""
+        """Insert new events, update changed ones, leave unchanged ones (and their ingested_at) alone.
+
+        The same fact may come from two sources (an alarm from its history and from EventBridge, a
+        pull request from a webhook and from polling): one event id. Its content is then the one of
+        the source that ranks first (lower `precedence`, then source name), whatever the order of
+        arrival, so re-running or remapping never flips it back and forth.
+        """
         if not events:
             return UpsertCounts()
         if conn is None:
             with self.transaction() as own:
-                return self.upsert_events(events, source=source, run_id=run_id, conn=own)
-        batch = _event_rows(events, source)
+                return self.upsert_events(events, source=source, precedence=precedence, run_id=run_id, conn=own)
+        batch = _event_rows(events, source, precedence)
         conn.register("_incoming", batch)
         try:
             conn.execute("""
                 CREATE OR REPLACE TEMP TABLE _batch AS
                 SELECT * EXCLUDE (seq) FROM _incoming
                 QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY seq DESC) = 1""")
-            inserted, updated, unchanged = conn.execute("""
-                SELECT count(*) FILTER (WHERE e.event_id IS NULL),
-                       count(*) FILTER (WHERE e.event_id IS NOT NULL AND e.content_hash <> b.content_hash),
-                       count(*) FILTER (WHERE e.content_hash = b.content_hash)
-                FROM _batch b LEFT JOIN events e ON e.event_id = b.event_id AND e.tenant_id = b.tenant_id""").fetchall()[0]
-            now = utcnow()
-            conn.execute("""
-                UPDATE events SET event_type = b.event_type, kind = b.kind, severity = b.severity,
-                    title = b.title, occurred_at = b.occurred_at, updated_at = ?, source = b.source,
-                    resource_ids = b.resource_ids, hint_values = b.hint_values,
-                    attributes = b.attributes::JSON, integration_context = b.integration_context::JSON,
-                    content_hash = b.content_hash, run_id = ?
-                FROM _batch b
-                WHERE events.event_id = b.event_id AND events.tenant_id = b.tenant_id
-                  AND events.content_hash <> b.content_hash""", [now, run_id])
-            conn.execute("""
-                INSERT INTO events
-                SELECT b.event_id, b.tenant_id, b.event_type, b.kind, b.severity, b.title, b.occurred_at,
-                       ?, ?, b.source_integration, b.source, b.external_id, b.resource_ids, b.hint_values,
-                       b.attributes::JSON, b.integration_context::JSON, b.content_hash, ?
-                FROM _batch b ANTI JOIN events e ON e.event_id = b.event_id""", [now, now, run_id])
-            conn.execute("DROP TABLE _batch")
+            return self.merge_staged(conn, "_batch", run_id=run_id)
         finally:
+            conn.execute("DROP TABLE IF EXISTS _batch")
             conn.unregister("_incoming")
+
+    @staticmethod
+    def merge_staged(conn: duckdb.DuckDBPyConnection, staged: str, *, run_id: str | None = None) -> UpsertCounts:
+        """Merge a staged table of event rows (one per event id, `_EVENT_SCHEMA` columns) into `events`.
+
+        Every engine writes through here, so they all follow the same rules: new ids are inserted,
+        changed content from the same or a higher-ranking source updates the row (keeping
+        `ingested_at` and any enrichment), everything else is left alone.
+        """
+        wins = f"""(b.source IS NOT DISTINCT FROM e.source
+                    OR b.source_precedence < coalesce(e.source_precedence, 100)
+                    OR (b.source_precedence = coalesce(e.source_precedence, 100) AND b.source < e.source))"""
+        inserted, updated, unchanged = conn.execute(f"""
+            SELECT count(*) FILTER (WHERE e.event_id IS NULL),
+                   count(*) FILTER (WHERE e.event_id IS NOT NULL AND e.content_hash <> b.content_hash AND {wins}),
+                   count(*) FILTER (WHERE e.event_id IS NOT NULL AND NOT (e.content_hash <> b.content_hash AND {wins}))
+            FROM {staged} b LEFT JOIN events e ON e.event_id = b.event_id AND e.tenant_id = b.tenant_id""").fetchall()[0]
+        now = utcnow()
+        conn.execute(f"""
+            UPDATE events SET event_type = b.event_type, kind = b.kind, severity = b.severity,
+                title = b.title, occurred_at = b.occurred_at, updated_at = ?, source = b.source,
+                source_precedence = b.source_precedence,
+                resource_ids = b.resource_ids, hint_values = b.hint_values,
+                attributes = b.attributes::JSON,
+                integration_context = json_merge_patch(b.integration_context::JSON,
+                    json_object('enrichment_metadata',
+                                coalesce(events.integration_context -> 'enrichment_metadata', '{{}}'::JSON))),
+                content_hash = b.content_hash, run_id = ?
+            FROM {staged} b, events e
+            WHERE events.event_id = b.event_id AND events.tenant_id = b.tenant_id
+              AND e.event_id = events.event_id AND events.content_hash <> b.content_hash AND {wins}""", [now, run_id])
+        conn.execute(f"""
+            INSERT INTO events (event_id, tenant_id, event_type, kind, severity, title, occurred_at, ingested_at,
+                                updated_at, source_integration, source, external_id, resource_ids, hint_values,
+                                attributes, integration_context, content_hash, run_id, source_precedence)
+            SELECT b.event_id, b.tenant_id, b.event_type, b.kind, b.severity, b.title, b.occurred_at,
+                   ?, ?, b.source_integration, b.source, b.external_id, b.resource_ids, b.hint_values,
+                   b.attributes::JSON, b.integration_context::JSON, b.content_hash, ?, b.source_precedence
+            FROM {staged} b ANTI JOIN events e ON e.event_id = b.event_id""", [now, now, run_id])
         return UpsertCounts(inserted=inserted, updated=updated, unchanged=unchanged)
 
     def query_events(self, tenant_id: str, *, kind: str | None = None, event_type: str | None = None,
@@ -332,13 +358,15 @@ class EventStore:
         try:
             before = conn.execute("SELECT count(*) FROM raw_records WHERE tenant_id = ? AND plugin = ? AND source = ?",
                                   [tenant_id, plugin, source]).fetchall()[0][0]
+            start = conn.execute("SELECT coalesce(max(seq), 0) FROM raw_records WHERE tenant_id = ? AND plugin = ? "
+                                 "AND source = ?", [tenant_id, plugin, source]).fetchall()[0][0]
             conn.execute("""
-                INSERT INTO raw_records
-                SELECT ?, ?, ?, r.record_hash, r.record::JSON, ?, ?
+                INSERT INTO raw_records (tenant_id, plugin, source, record_hash, record, received_at, run_id, seq)
+                SELECT ?, ?, ?, r.record_hash, r.record::JSON, ?, ?, ? + r.seq + 1
                 FROM (SELECT * FROM _raw QUALIFY row_number() OVER (PARTITION BY record_hash ORDER BY seq) = 1) r
                 WHERE NOT EXISTS (SELECT 1 FROM raw_records x WHERE x.tenant_id = ? AND x.plugin = ?
                                   AND x.source = ? AND x.record_hash = r.record_hash)""",
-                         [tenant_id, plugin, source, now, run_id, tenant_id, plugin, source])
+                         [tenant_id, plugin, source, now, run_id, start, tenant_id, plugin, source])
             after = conn.execute("SELECT count(*) FROM raw_records WHERE tenant_id = ? AND plugin = ? AND source = ?",
                                  [tenant_id, plugin, source]).fetchall()[0][0]
         finally:
@@ -355,7 +383,7 @@ class EventStore:
         if since is not None:
             sql += " AND received_at >= ?"
             params.append(since)
-        sql += " ORDER BY received_at, record_hash"
+        sql += " ORDER BY seq NULLS FIRST, received_at, record_hash"  # arrival order: last write wins as it did
         with self.reader() as conn:
             cur = conn.execute(sql, params)
             while True:

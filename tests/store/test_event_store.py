@@ -147,3 +147,30 @@ def test_a_reader_gives_up_with_a_clear_error_after_its_timeout(store, store_pat
         assert "one writer" in info.value.hint
     finally:
         writer.join(30)
+
+
+@pytest.mark.parametrize("order", [("history", "eventbridge"), ("eventbridge", "history")])
+def test_the_same_fact_from_two_sources_keeps_the_first_ranking_source_whatever_the_order(store, order):
+    base = events(n=1)[0]
+    versions = {"history": base.model_copy(update={"title": "from history"}),
+                "eventbridge": base.model_copy(update={"title": "from eventbridge"})}
+    precedence = {"history": 10, "eventbridge": 20}
+    for source in order:
+        store.upsert_events([versions[source]], source=source, precedence=precedence[source])
+    assert store.query_events("demo")[0].title == "from history"
+    # Running both again, in either order, changes nothing.
+    for source in reversed(order):
+        counts = store.upsert_events([versions[source]], source=source, precedence=precedence[source])
+        assert (counts.inserted, counts.updated, counts.unchanged) == (0, 0, 1)
+
+
+def test_an_update_keeps_the_enrichment_written_on_the_event(store):
+    original = events(n=1)[0]
+    store.upsert_events([original], source="push")
+    with store.transaction() as conn:
+        conn.execute("""UPDATE events SET integration_context = json_merge_patch(integration_context,
+                        '{"enrichment_metadata": {"correlations": [{"rule": "r"}]}}')""")
+    store.upsert_events([original.model_copy(update={"title": "changed"})], source="push")
+    (back,) = store.query_events("demo")
+    assert back.title == "changed"
+    assert back.integration_context.enrichment_metadata == {"correlations": [{"rule": "r"}]}

@@ -1,0 +1,108 @@
+"""`runner.yaml`: the jobs, their schedules, enrichment rules, the store and the sinks.
+
+Everything per tenant stays in the tenant files; this file says what runs, when, and where
+events go. It is validated before anything runs, with `path:line:col` errors.
+
+```yaml
+store: data/integrations.duckdb
+tenants_dir: tenants
+samples: data/samples
+mappings: mappings
+engine: auto
+jobs:
+  - name: hourly
+    cron: "5 * * * *"
+    tenants: [demo, acme]
+enrichment:
+  rules: []            # empty: the built-in rules
+sinks:
+  - {name: files, type: jsonl, path: out/events}
+```
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from integrations.errors import ConfigError
+from integrations.located_yaml import load_located, located_validation_errors
+
+DEFAULT_CONFIG = Path("runner.yaml")
+
+
+class JobConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1)
+    cron: str = Field(min_length=1, description="crontab expression, e.g. '5 * * * *'")
+    tenants: list[str] = Field(default_factory=list, description="empty: every tenant with a file")
+
+
+class EnrichmentSection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    rules: list[dict[str, Any]] = Field(default_factory=list, description="empty: the built-in rules")
+
+
+class RunnerConfig(BaseModel):
+    """The whole runner configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+    store: Path = Path("data/integrations.duckdb")
+    tenants_dir: Path = Path("tenants")
+    samples: Path = Path("data/samples")
+    mappings: Path = Path("mappings")
+    engine: str = "auto"
+    default_tenants: list[str] = Field(default_factory=lambda: ["demo"])
+    jobs: list[JobConfig] = Field(default_factory=list)
+    enrichment: EnrichmentSection = Field(default_factory=EnrichmentSection)
+    sinks: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def config_path(explicit: Path | None = None) -> Path:
+    return explicit or Path(os.environ.get("INTEGRATIONS_RUNNER_CONFIG", str(DEFAULT_CONFIG)))
+
+
+def load_runner_config(path: Path | None = None, *, required: bool = False) -> RunnerConfig:
+    """The configuration at `path` (default runner.yaml); defaults when the file is absent and not required."""
+    path = config_path(path)
+    if not path.exists():
+        if required:
+            raise ConfigError(f"no runner configuration at {path}", file=str(path))
+        return RunnerConfig()
+    text = path.read_text(encoding="utf-8")
+    doc = load_located(text, str(path), ConfigError)
+    if doc.data is None:
+        return RunnerConfig()
+    try:
+        config = RunnerConfig.model_validate(doc.data)
+    except ValidationError as err:
+        errors = located_validation_errors(err, doc, str(path), ConfigError)
+        first = errors[0]
+        if len(errors) > 1:
+            first.hint = "; ".join(str(e) for e in errors[1:])
+        raise first from None
+    names = [job.name for job in config.jobs]
+    for i, name in enumerate(names):
+        if names.index(name) != i:
+            mark = doc.mark(("jobs", i, "name"))
+            raise ConfigError(f"two jobs are named '{name}'", file=str(path), line=mark.line if mark else None,
+                              col=mark.value_col if mark else None, field=f"jobs.{i}.name")
+    for i, job in enumerate(config.jobs):
+        _check_cron(job.cron, doc, str(path), i)
+    return config
+
+
+def _check_cron(expression: str, doc, file: str, index: int) -> None:
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(expression)
+    except ValueError as err:
+        mark = doc.mark(("jobs", index, "cron"))
+        raise ConfigError(f"jobs.{index}.cron: '{expression}' is not a crontab expression ({err})", file=file,
+                          line=mark.line if mark else None, col=mark.value_col if mark else None,
+                          field=f"jobs.{index}.cron", hint="five fields: minute hour day month weekday") from None
