@@ -21,13 +21,23 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/integrations run
 
-test: setup
+# Debian's chromium drives the workbench's browser test; installed only when it is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "warning: could not install chromium; the browser test will be skipped"; }
+
+test: setup browser
 	$(BIN)/integrations validate
 	$(BIN)/integrations test-mappings
 	$(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python bench/mapping_throughput.py
+
+workbench: setup
+	$(BIN)/integrations workbench
 
 clean:
 	rm -rf $(VENV) data/integrations.duckdb data/integrations.duckdb.wal .pytest_cache .hypothesis

@@ -80,9 +80,24 @@ async def _run_all(ctx: RunContext, options: RunOptions) -> list[SourceReport]:
         for tenant in options.tenants:
             config = load_tenant_config(tenant, options.tenants_dir) or samples_config(tenant, options.samples)
             reports.extend(await run_tenant(ctx, config.plugin_configurations()))
+            await _reconcile_webhooks(ctx, tenant)
     finally:
         await ctx.manager.shutdown_all()
     return reports
+
+
+async def _reconcile_webhooks(ctx: RunContext, tenant: str) -> None:
+    """GitHub does not redeliver failed webhook deliveries: ask it to, for App installations."""
+    instance = ctx.manager.instances.get((tenant, "github"))
+    if instance is None or instance.state.value != "authenticated":
+        return
+    if getattr(instance.plugin, "app_provider", None) is None:
+        return
+    try:
+        outcome = await instance.plugin.reconcile()
+        log.info("webhook deliveries reconciled", extra={"tenant": tenant, **outcome.as_dict()})
+    except Exception as err:  # reconciliation is best effort: polling fills any gap anyway
+        log.warning("webhook reconciliation failed for tenant %s: %s", tenant, err)
 
 
 def run(options: RunOptions) -> RunReport:

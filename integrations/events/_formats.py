@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from integrations.events._cdevents import export_cdevents
 from integrations.events._cloudevents import to_cloudevent
 from integrations.events._model import CanonicalEvent
+from integrations.events._ocsf import export_ocsf
 
 Exporter = Callable[[Sequence[CanonicalEvent]], tuple[list[dict[str, Any]], int]]
 
@@ -27,6 +29,8 @@ def _cloudevents(events: Sequence[CanonicalEvent]) -> tuple[list[dict[str, Any]]
 EXPORT_FORMATS: dict[str, Exporter] = {
     "jsonl": _jsonl,
     "cloudevents": _cloudevents,
+    "cdevents": export_cdevents,
+    "ocsf": export_ocsf,
 }
 
 

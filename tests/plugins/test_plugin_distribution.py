@@ -45,7 +45,8 @@ def test_the_installed_plugin_is_registered_and_the_broken_ones_are_refused(plug
     assert proc.returncode == 0, proc.stderr
     listing = json.loads(proc.stdout)
     found = {(p["name"], p["version"]): p for p in listing["plugins"]}
-    assert {("github", "0.1.0"), ("cloudwatch", "0.1.0"), ("hello", "1.2.0"), ("hello", "0.9.0")} <= set(found)
+    assert {"github", "cloudwatch"} <= {name for name, _version in found}
+    assert {("hello", "1.2.0"), ("hello", "0.9.0")} <= set(found)
     hello = found[("hello", "1.2.0")]
     assert hello["distribution"] == "hello-integration" and hello["author"] == "Example Author"
     assert hello["configuration_schema"]["properties"]["names"]["type"] == "array"

@@ -1,5 +1,6 @@
 """The CloudWatch plugin: metrics, logs (with CloudTrail records) and alarms."""
 
-from integrations.plugins.cloudwatch._plugin import CloudWatchPlugin, CloudWatchSettings
+from integrations.plugins.cloudwatch._plugin import CloudWatchPlugin
+from integrations.plugins.cloudwatch._settings import CloudWatchSettings, LogGroup, MetricQuery
 
-__all__ = ["CloudWatchPlugin", "CloudWatchSettings"]
+__all__ = ["CloudWatchPlugin", "CloudWatchSettings", "LogGroup", "MetricQuery"]

@@ -23,6 +23,7 @@ a token is never sent elsewhere.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -92,18 +93,32 @@ class GitHubClient:
         self.auth = auth
         self.rate_limit = RateLimitState()
         self.requests = 0
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/") + "/", transport=transport, timeout=timeout, follow_redirects=False,
-            headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION,
-                     "User-Agent": USER_AGENT})
+        self._base = httpx.URL(base_url.rstrip("/") + "/")
+        self._transport = transport
+        self._timeout = timeout
+        self._http: httpx.AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def base_url(self) -> str:
-        return str(self._http.base_url).rstrip("/")
+        return str(self._base).rstrip("/")
 
     @base_url.setter
     def base_url(self, value: str) -> None:
-        self._http.base_url = value.rstrip("/") + "/"
+        self._base = httpx.URL(value.rstrip("/") + "/")
+        if self._http is not None:
+            self._http.base_url = self._base
+
+    def _client(self) -> httpx.AsyncClient:
+        """The connection pool of the running event loop (a pool cannot outlive the loop it was made in)."""
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._loop is not loop:
+            self._http = httpx.AsyncClient(
+                base_url=self._base, transport=self._transport, timeout=self._timeout, follow_redirects=False,
+                headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION,
+                         "User-Agent": USER_AGENT})
+            self._loop = loop
+        return self._http
 
     # -- requests ----------------------------------------------------------------------------------
 
@@ -123,7 +138,7 @@ class GitHubClient:
         kwargs: dict[str, Any] = {"params": dict(params) if params else None, "headers": sent}
         if body is not None:
             kwargs["json"] = body
-        response = await self._http.request(method, url, **kwargs)
+        response = await self._client().request(method, url, **kwargs)
         self.requests += 1
         self.rate_limit.observe(response.headers)
         return response
@@ -147,7 +162,7 @@ class GitHubClient:
         """A path under the API root, or an absolute URL on the API's own origin (never elsewhere)."""
         if not url.startswith(("http://", "https://")):
             return url.lstrip("/")
-        wanted, base = httpx.URL(url), self._http.base_url
+        wanted, base = httpx.URL(url), self._base
         if (wanted.scheme, wanted.host, wanted.port) != (base.scheme, base.host, base.port):
             raise PluginError(f"GitHub sent a link to another origin ({wanted.scheme}://{wanted.host}); "
                               f"not following it with this integration's token",
@@ -171,7 +186,9 @@ class GitHubClient:
                           next_url=nxt, headers=response.headers)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        http, self._http = self._http, None
+        if http is not None and self._loop is asyncio.get_running_loop():
+            await http.aclose()
 
 
 def _json(response: httpx.Response) -> Any:

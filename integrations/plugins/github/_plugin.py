@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
@@ -133,7 +133,7 @@ class GitHubPlugin(IntegrationPlugin):
     """Commits, pull requests, deployments, releases and workflow runs from GitHub."""
 
     name = "github"
-    version = "0.2.0"
+    version = "0.1.0"
     description = "GitHub webhooks and REST polling as delivery events"
     author = "Integrations workbench contributors"
     supported_events = ("commit", "pull_request", "deployment", "deployment_status", "release", "workflow_run")
@@ -142,11 +142,14 @@ class GitHubPlugin(IntegrationPlugin):
     settings_model = GitHubSettings
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None,
-                 token_transport: httpx.BaseTransport | None = None) -> None:
-        """`transport` carries REST calls, `token_transport` App token exchanges (default: the network)."""
+                 token_transport: httpx.BaseTransport | None = None,
+                 token_clock: Callable[[], datetime] | None = None) -> None:
+        """Seams for tests and proxies: `transport` carries REST calls, `token_transport` App token
+        exchanges (default: the network), `token_clock` dates App JWTs and token renewals."""
         super().__init__()
         self.transport = transport
         self.token_transport = token_transport
+        self.token_clock = token_clock
         self.client: GitHubClient | None = None
         self.app_provider: GitHubAppTokenProvider | None = None
         self.auth_kind: str | None = None
@@ -206,7 +209,10 @@ class GitHubPlugin(IntegrationPlugin):
             credential = credential.model_copy(update={"base_url": base})
         if self._token_http is None:
             self._token_http = httpx.Client(transport=self.token_transport, timeout=15.0)
-        provider = GitHubAppTokenProvider(credential, http=self._token_http)
+        if self.token_clock is not None:
+            provider = GitHubAppTokenProvider(credential, http=self._token_http, clock=self.token_clock)
+        else:
+            provider = GitHubAppTokenProvider(credential, http=self._token_http)
 
         async def headers() -> dict[str, str]:
             return await asyncio.to_thread(provider.headers)  # renews the installation token when due

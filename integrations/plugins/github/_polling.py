@@ -177,8 +177,10 @@ class Poller:
                 else:
                     async for page in self._list(repo, LIST_RESOURCES[self.request.source]):
                         yield page
-            except RequestFailedError as err:  # this repository only: the others go on
-                refused.append((repo.full_name, err))
+            except RequestFailedError as err:
+                if err.status is None:  # not GitHub's answer about this repository: a fault of ours
+                    raise
+                refused.append((repo.full_name, err))  # 404, 410, 422...: this repository only
         if refused:
             names = ", ".join(f"{name} ({err.cause_message})" for name, err in refused)
             raise PluginError(f"GitHub refused {len(refused)} repositor{'y' if len(refused) == 1 else 'ies'} "
@@ -215,7 +217,7 @@ class Poller:
         if first_url and first_etag and self.window.until is None:
             # an `until` run leaves items out: its ETag must not stand for the whole first page
             marks[f"{repo.full_name}:etag"] = json.dumps({"url": first_url, "etag": first_etag}, sort_keys=True)
-        return marks
+        return {key: value for key, value in marks.items() if self.watermarks.get(key) != value}  # only moves
 
     def _in_window(self, moment: datetime | None, start: datetime) -> bool:
         if moment is None or moment < start:
@@ -262,8 +264,9 @@ class Poller:
                     newest = moment
             url, query = page.next_url, None
             done = url is None or (reached_older and not res.since_param)
-            yield Page(source=self.request.source, records=records,
-                       watermarks=self._final(repo, newest, first_url, first_etag) if done else {})
+            marks = self._final(repo, newest, first_url, first_etag) if done else {}
+            if records or marks:
+                yield Page(source=self.request.source, records=records, watermarks=marks)
             if done:
                 return
 
@@ -296,8 +299,9 @@ class Poller:
                         newest = moment
             url, query = page.next_url, None
             done = url is None or reached_horizon
-            yield Page(source=self.request.source, records=records,
-                       watermarks=self._final(repo, newest, None, None) if done else {})
+            marks = self._final(repo, newest, None, None) if done else {}
+            if records or marks:
+                yield Page(source=self.request.source, records=records, watermarks=marks)
             if done:
                 return
 
