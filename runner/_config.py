@@ -93,7 +93,19 @@ def load_runner_config(path: Path | None = None, *, required: bool = False) -> R
                               col=mark.value_col if mark else None, field=f"jobs.{i}.name")
     for i, job in enumerate(config.jobs):
         _check_cron(job.cron, doc, str(path), i)
+    from integrations.enrichment import load_rules
+
+    load_rules(config.enrichment.rules, file=str(path), doc=doc)  # rule errors name their line, before any run
     return config
+
+
+def enrichment_rules(config: RunnerConfig) -> list:
+    """The rules to run: none when disabled, the built-in ones when the list is empty."""
+    from integrations.enrichment import DEFAULT_RULES, load_rules
+
+    if not config.enrichment.enabled:
+        return []
+    return load_rules(config.enrichment.rules) or list(DEFAULT_RULES)
 
 
 def _check_cron(expression: str, doc, file: str, index: int) -> None:

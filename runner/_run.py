@@ -32,7 +32,8 @@ from integrations.plugins import (
 )
 from integrations.store import EventStore
 from integrations.tenants import load_tenant_config, samples_config, tenants_dir
-from runner._config import RunnerConfig
+from integrations.enrichment import enrich
+from runner._config import RunnerConfig, enrichment_rules
 
 log = logging.getLogger("integrations.runner")
 
@@ -68,19 +69,24 @@ class RunReport:
     run_id: str
     sources: list[SourceReport] = field(default_factory=list)
     duration_s: float = 0.0
+    summaries: list[str] = field(default_factory=list)  # enrichment and sinks, one line each
 
     @property
     def all_failed(self) -> bool:
         return bool(self.sources) and all(s.status == "failed" for s in self.sources)
 
 
-async def _run_all(ctx: RunContext, options: RunOptions) -> list[SourceReport]:
+async def _run_all(ctx: RunContext, options: RunOptions, summaries: list[str]) -> list[SourceReport]:
     reports: list[SourceReport] = []
     try:
         for tenant in options.tenants:
             config = load_tenant_config(tenant, options.tenants_dir) or samples_config(tenant, options.samples)
             reports.extend(await run_tenant(ctx, config.plugin_configurations()))
             await _reconcile_webhooks(ctx, tenant)
+            rules = enrichment_rules(options.config)
+            if rules:
+                enriched = enrich(ctx.store, tenant, rules, run_id=ctx.run_id, aliases=config.service_aliases)
+                summaries.append(f"enrichment: {enriched.summary()}")
     finally:
         await ctx.manager.shutdown_all()
     return reports
@@ -108,7 +114,7 @@ def run(options: RunOptions) -> RunReport:
     ctx = _context(store, options, report.run_id)
     started = time.perf_counter()
     log.info("run started", extra={"run_id": report.run_id, "tenants": options.tenants})
-    report.sources = asyncio.run(_run_all(ctx, options))
+    report.sources = asyncio.run(_run_all(ctx, options, report.summaries))
     report.duration_s = time.perf_counter() - started
     log.info("run finished", extra={"run_id": report.run_id, "duration_s": round(report.duration_s, 3),
                                     "sources": len(report.sources),
