@@ -34,6 +34,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("integrations.cli.doctor", "Check configuration, credentials and connectivity without writing."),
     "config": ("integrations.cli.config", "Show, change and audit a tenant's configuration."),
     "tenant": ("integrations.cli.tenant", "Create, list and delete tenants; apply retention."),
+    "workbench": ("integrations.cli.workbench", "Start the mapping workbench (Streamlit) on 127.0.0.1."),
+    "correlations": ("integrations.cli.correlations", "List correlations and explain how an event was correlated."),
+    "schedule": ("integrations.cli.schedule", "Run the jobs of runner.yaml on their cron schedules."),
+    "notebook": ("integrations.cli.notebook", "Run a parameterised notebook with papermill."),
 }
 
 
