@@ -34,11 +34,18 @@ from integrations.located_yaml import load_located, located_validation_errors
 DEFAULT_CONFIG = Path("runner.yaml")
 
 
-class JobConfig(BaseModel):
+from runner._schedule import JobConfig, check_unique_names  # noqa: E402  (crontab weekdays: 0 and 7 are Sunday)
+from runner._sinks import SinkConfig  # noqa: E402
+
+
+class ExecutorSection(BaseModel):
+    """Where partitions run: `loop` (the plugin loop, no partitions), local threads, processes, or Dask."""
+
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1)
-    cron: str = Field(min_length=1, description="crontab expression, e.g. '5 * * * *'")
-    tenants: list[str] = Field(default_factory=list, description="empty: every tenant with a file")
+    kind: str = Field(default="loop", pattern="^(loop|local|process|dask)$")
+    scheduler: str | None = Field(default=None, description="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    workers: int | None = Field(default=None, ge=1)
+    window_hours: float | None = Field(default=None, gt=0, description="cut --since/--until into windows")
 
 
 class EnrichmentSection(BaseModel):
@@ -59,7 +66,8 @@ class RunnerConfig(BaseModel):
     default_tenants: list[str] = Field(default_factory=lambda: ["demo"])
     jobs: list[JobConfig] = Field(default_factory=list)
     enrichment: EnrichmentSection = Field(default_factory=EnrichmentSection)
-    sinks: list[dict[str, Any]] = Field(default_factory=list)
+    sinks: list[SinkConfig] = Field(default_factory=list)
+    executor: ExecutorSection = Field(default_factory=ExecutorSection)
 
 
 def config_path(explicit: Path | None = None) -> Path:
@@ -85,14 +93,8 @@ def load_runner_config(path: Path | None = None, *, required: bool = False) -> R
         if len(errors) > 1:
             first.hint = "; ".join(str(e) for e in errors[1:])
         raise first from None
-    names = [job.name for job in config.jobs]
-    for i, name in enumerate(names):
-        if names.index(name) != i:
-            mark = doc.mark(("jobs", i, "name"))
-            raise ConfigError(f"two jobs are named '{name}'", file=str(path), line=mark.line if mark else None,
-                              col=mark.value_col if mark else None, field=f"jobs.{i}.name")
-    for i, job in enumerate(config.jobs):
-        _check_cron(job.cron, doc, str(path), i)
+    check_unique_names(config.jobs, "jobs", file=str(path), doc=doc)
+    check_unique_names(config.sinks, "sinks", file=str(path), doc=doc)
     from integrations.enrichment import load_rules
 
     load_rules(config.enrichment.rules, file=str(path), doc=doc)  # rule errors name their line, before any run
@@ -106,15 +108,3 @@ def enrichment_rules(config: RunnerConfig) -> list:
     if not config.enrichment.enabled:
         return []
     return load_rules(config.enrichment.rules) or list(DEFAULT_RULES)
-
-
-def _check_cron(expression: str, doc, file: str, index: int) -> None:
-    from apscheduler.triggers.cron import CronTrigger
-
-    try:
-        CronTrigger.from_crontab(expression)
-    except ValueError as err:
-        mark = doc.mark(("jobs", index, "cron"))
-        raise ConfigError(f"jobs.{index}.cron: '{expression}' is not a crontab expression ({err})", file=file,
-                          line=mark.line if mark else None, col=mark.value_col if mark else None,
-                          field=f"jobs.{index}.cron", hint="five fields: minute hour day month weekday") from None

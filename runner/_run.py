@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,10 @@ from integrations.store import EventStore
 from integrations.tenants import load_tenant_config, samples_config, tenants_dir
 from integrations.enrichment import enrich
 from runner._config import RunnerConfig, enrichment_rules
+from runner._executors import make_executor
+from runner._partitions import PARTITION_MODES, configs_for_modes, run_partitions
+from runner._schedule import stop_requested
+from runner._sinks import SinkReport, build_sinks, deliver_pending
 
 log = logging.getLogger("integrations.runner")
 
@@ -53,6 +57,10 @@ class RunOptions:
     until: datetime | None = None
     progress: Callable[[SourceReport], None] | None = None  # called as each source finishes
     config: RunnerConfig = field(default_factory=RunnerConfig)
+    executor: str | None = None      # None: runner.yaml's executor.kind; "loop": no partitions
+    scheduler: str | None = None     # Dask scheduler address (executor "dask")
+    workers: int | None = None
+    window: timedelta | None = None  # cut since/until into windows (poll sources)
 
     @classmethod
     def from_config(cls, config: RunnerConfig, **overrides: Any) -> "RunOptions":
@@ -68,6 +76,7 @@ class RunOptions:
 class RunReport:
     run_id: str
     sources: list[SourceReport] = field(default_factory=list)
+    sinks: list[SinkReport] = field(default_factory=list)
     duration_s: float = 0.0
     summaries: list[str] = field(default_factory=list)  # enrichment and sinks, one line each
 
@@ -76,19 +85,68 @@ class RunReport:
         return bool(self.sources) and all(s.status == "failed" for s in self.sources)
 
 
-async def _run_all(ctx: RunContext, options: RunOptions, summaries: list[str]) -> list[SourceReport]:
+def _tenant_config(tenant: str, options: RunOptions):
+    return load_tenant_config(tenant, options.tenants_dir) or samples_config(tenant, options.samples)
+
+
+def _after_tenant(ctx: RunContext, options: RunOptions, tenant: str, config, sinks, report: "RunReport") -> None:
+    """Enrich the tenant's new events, then hand them to the sinks (enriched, in order)."""
+    rules = enrichment_rules(options.config)
+    if rules:
+        enriched = enrich(ctx.store, tenant, rules, run_id=ctx.run_id, aliases=config.service_aliases)
+        report.summaries.append(f"enrichment: {enriched.summary()}")
+    for sink in deliver_pending(ctx.store, sinks, tenant, health=ctx.health):
+        report.sinks.append(sink)
+        if sink.type != "duckdb":
+            report.summaries.append(f"sink {sink.sink} ({tenant}): {sink.status}, {sink.delivered} delivered, "
+                                    f"{sink.pending} pending" + (f": {sink.error}" if sink.error else ""))
+
+
+async def _run_all(ctx: RunContext, options: RunOptions, sinks, report: "RunReport") -> list[SourceReport]:
     reports: list[SourceReport] = []
     try:
         for tenant in options.tenants:
-            config = load_tenant_config(tenant, options.tenants_dir) or samples_config(tenant, options.samples)
+            if stop_requested():
+                break
+            config = _tenant_config(tenant, options)
             reports.extend(await run_tenant(ctx, config.plugin_configurations()))
             await _reconcile_webhooks(ctx, tenant)
-            rules = enrichment_rules(options.config)
-            if rules:
-                enriched = enrich(ctx.store, tenant, rules, run_id=ctx.run_id, aliases=config.service_aliases)
-                summaries.append(f"enrichment: {enriched.summary()}")
+            _after_tenant(ctx, options, tenant, config, sinks, report)
     finally:
         await ctx.manager.shutdown_all()
+    return reports
+
+
+def _run_partitioned(ctx: RunContext, options: RunOptions, kind: str, sinks, report: "RunReport") -> list[SourceReport]:
+    """Sample and poll sources as partitions on an executor; webhook sources through the loop, here."""
+    section = options.config.executor
+    configs = {tenant: _tenant_config(tenant, options) for tenant in options.tenants}
+    window = options.window or (timedelta(hours=section.window_hours) if section.window_hours else None)
+    with make_executor(kind, workers=options.workers or section.workers,
+                       scheduler=options.scheduler or section.scheduler) as executor:
+        partitioned = [c for config in configs.values()
+                       for c in configs_for_modes(config.plugin_configurations(), PARTITION_MODES)]
+        reports = run_partitions(ctx.store, partitioned, executor, run_id=ctx.run_id, samples=options.samples,
+                                 mappings=options.mappings, engine=options.engine, registry=ctx.registry,
+                                 credentials=ctx.credentials, health=ctx.health, since=options.since,
+                                 until=options.until, window=window, progress=options.progress)
+
+    async def webhooks() -> list[SourceReport]:
+        out: list[SourceReport] = []
+        try:
+            for config in configs.values():
+                hooks = configs_for_modes(config.plugin_configurations(), ("webhook",))
+                if hooks and not stop_requested():
+                    out.extend(await run_tenant(ctx, hooks))
+        finally:
+            await ctx.manager.shutdown_all()
+        return out
+
+    reports.extend(asyncio.run(webhooks()))
+    ctx.health.save(ctx.store)
+    for tenant, config in configs.items():
+        if not stop_requested():
+            _after_tenant(ctx, options, tenant, config, sinks, report)
     return reports
 
 
@@ -114,7 +172,16 @@ def run(options: RunOptions) -> RunReport:
     ctx = _context(store, options, report.run_id)
     started = time.perf_counter()
     log.info("run started", extra={"run_id": report.run_id, "tenants": options.tenants})
-    report.sources = asyncio.run(_run_all(ctx, options, report.summaries))
+    sinks = build_sinks(options.config.sinks)
+    kind = options.executor or options.config.executor.kind
+    try:
+        if kind == "loop":
+            report.sources = asyncio.run(_run_all(ctx, options, sinks, report))
+        else:
+            report.sources = _run_partitioned(ctx, options, kind, sinks, report)
+    finally:
+        for sink in sinks:
+            sink.close()
     report.duration_s = time.perf_counter() - started
     log.info("run finished", extra={"run_id": report.run_id, "duration_s": round(report.duration_s, 3),
                                     "sources": len(report.sources),
@@ -132,7 +199,7 @@ def _context(store: EventStore, options: RunOptions, run_id: str) -> RunContext:
                       engine=get_engine(options.engine), samples=options.samples, mappings=options.mappings,
                       run_id=run_id, health=health, credentials=credential_resolver(store, registry),
                       inbox=_lazy_inbox_reader(options.inbox), since=options.since, until=options.until,
-                      progress=options.progress)
+                      progress=options.progress, should_stop=stop_requested)
 
 
 def credential_resolver(store: EventStore, registry: PluginRegistry):

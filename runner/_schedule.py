@@ -5,12 +5,13 @@ jobs:
   - name: nightly                  # also the lock file: data/locks/nightly.lock
     cron: "0 2 * * *"              # standard crontab (0 or 7 = Sunday), read in `timezone`
     timezone: UTC
-    tenants: [demo, acme]
+    tenants: [demo, acme]          # empty or absent: every tenant with a file under tenants/
     sources: [github, cloudwatch/metric_data]   # optional: plugin or plugin/source
 ```
 
 APScheduler (3.x) fires the jobs: one cron trigger per job, `max_instances=1` and `coalesce=True`
-(a machine that slept runs a late job once, not once per missed time). Every run takes the job's
+(a machine that slept runs a late job once, not once per missed time), and one worker thread, so
+the jobs of one scheduler run one after another (they write the same store: one writer). Every run takes the job's
 file lock first (`filelock`, an OS lock held by the process, released by the OS if it dies), so a
 second scheduler, on this machine or on another one sharing the lock folder, skips a run that is
 still going instead of overlapping it; the skip is logged.
@@ -110,7 +111,7 @@ class JobConfig(BaseModel):
     name: str = Field(pattern=JOB_NAME)
     cron: str = Field(description="Standard crontab line: minute hour day month weekday")
     timezone: str = "UTC"
-    tenants: list[str] = Field(default_factory=lambda: ["demo"], min_length=1)
+    tenants: list[str] = Field(default_factory=list, description="empty: every tenant with a file")
     sources: list[str] | None = Field(default=None, description="plugin or plugin/source; default: all")
     enabled: bool = True
     misfire_grace_seconds: int = Field(default=300, ge=1, description="How late a run may still start")
@@ -162,7 +163,7 @@ def validate_section(model: type[BaseModel], data: Any, *, file: str | None = No
                                   field=".".join(str(p) for p in e["loc"])) for e in err.errors()]
         first = errors[0]
         for e in errors:
-            e.message = e.message.replace("Value error, ", "")
+            e.message = e.message.replace(f"'{e.field}': ", "").replace("Value error, ", "")
         if len(errors) > 1:
             first.hint = "; ".join(str(e) for e in errors[1:])
         raise first from None
@@ -319,9 +320,11 @@ class JobScheduler:
         from apscheduler.schedulers.background import BackgroundScheduler
 
         enabled = [job for job in self.jobs if job.enabled]
+        # One worker: runs of different jobs write the same store, which takes one writer at a time;
+        # a job that fires while another runs waits its turn (and a repeat of a waiting job is dropped).
         self.scheduler = BackgroundScheduler(
             timezone=timezone.utc,
-            executors={"default": ThreadPoolExecutor(max_workers=max(1, len(enabled)))},
+            executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1},
         )
         for job in enabled:

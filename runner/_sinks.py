@@ -84,11 +84,13 @@ class FileSinkConfig(_SinkBase):
 
 
 class RetryConfig(BaseModel):
+    """Retries of one batch. Short by default: a batch that cannot go stays queued for the next run."""
+
     model_config = ConfigDict(extra="forbid")
-    max_attempts: int = Field(default=5, ge=1)
+    max_attempts: int = Field(default=4, ge=1)
     base_seconds: float = Field(default=0.5, gt=0)
-    cap_seconds: float = Field(default=30.0, gt=0)
-    deadline_seconds: float = Field(default=120.0, gt=0)
+    cap_seconds: float = Field(default=5.0, gt=0)
+    deadline_seconds: float = Field(default=30.0, gt=0)
 
     def policy(self) -> RetryPolicy:
         return RetryPolicy(**self.model_dump())
@@ -312,15 +314,18 @@ def events_table(events: Sequence[CanonicalEvent]):
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-# Which (monitor, tenant) pairs already have a sink's retry and breaker settings: configure() resets a breaker.
-_configured: "weakref.WeakKeyDictionary[HealthMonitor, set[tuple[str, str]]]" = weakref.WeakKeyDictionary()
+# Which sinks a monitor already configured: configure() resets a breaker, so it is done once per monitor.
+_configured: "weakref.WeakKeyDictionary[HealthMonitor, set[str]]" = weakref.WeakKeyDictionary()
+ALL_TENANTS = "*"  # the health pair of a sink: one endpoint serves every tenant
 
 
 class HttpSink:
     """POSTs batches of CloudEvents under a health guard (retries with back-off, circuit breaker).
 
-    The guard is the health monitor's for (tenant, `sink:<name>`), so `integrations health` shows
-    the endpoint beside the integrations. A batch that fails for good stays queued and stops the
+    The guard is the health monitor's for (`*`, `sink:<name>`): one endpoint serves every tenant,
+    so once its breaker opens the other tenants fail fast instead of each waiting out the retries;
+    a refusal of one tenant's batch (4xx) proves the endpoint up and opens nothing. `integrations
+    health` shows the pair beside the integrations. A batch that fails stays queued and stops that
     tenant's delivery for this run: later events never overtake it.
     """
 
@@ -341,13 +346,13 @@ class HttpSink:
     def health_name(self) -> str:
         return f"sink:{self.name}"
 
-    def guard(self, health: HealthMonitor, tenant_id: str):
+    def guard(self, health: HealthMonitor):
         done = _configured.setdefault(health, set())
-        if (tenant_id, self.name) not in done:
-            health.configure(tenant_id, self.health_name, retry=self.config.retry.policy(),
+        if self.name not in done:
+            health.configure(ALL_TENANTS, self.health_name, retry=self.config.retry.policy(),
                              breaker=self.config.breaker.config())
-            done.add((tenant_id, self.name))
-        return health.guard(tenant_id, self.health_name)
+            done.add(self.name)
+        return health.guard(ALL_TENANTS, self.health_name)
 
     def _headers(self) -> dict[str, str]:
         headers = {"content-type": CLOUDEVENTS_BATCH, **self.config.headers}
@@ -365,14 +370,12 @@ class HttpSink:
 
     def deliver(self, store: EventStore, tenant_id: str, health: HealthMonitor) -> SinkReport:
         report = SinkReport(self.name, "http", tenant_id)
-        guard = self.guard(health, tenant_id)
-        while True:
+        guard = self.guard(health)
+        with store.transaction() as conn:
+            batch = outbox.pending_events(conn, tenant_id, self.name, self.config.batch_size)
+        while batch:
             if stop_requested():
                 report.status = "stopped"
-                break
-            with store.transaction() as conn:
-                batch = outbox.pending_events(conn, tenant_id, self.name, self.config.batch_size)
-            if not batch:
                 break
             rows = [(seq, event.event_id) for seq, event in batch]
             try:
@@ -385,8 +388,9 @@ class HttpSink:
                 log.warning("sink %s (tenant %s): %d event(s) stay queued: %s", self.name, tenant_id, len(rows),
                             message)
                 break
-            with store.transaction() as conn:
+            with store.transaction() as conn:  # one transaction: this batch done, the next one read
                 outbox.mark_delivered(conn, tenant_id, self.name, rows)
+                batch = outbox.pending_events(conn, tenant_id, self.name, self.config.batch_size)
             report.delivered += len(rows)
         return report
 
@@ -444,7 +448,7 @@ def deliver_pending(store: EventStore, sinks: Sequence[Sink], tenant_id: str, *,
         for report in reports:
             report.pending = counts.get(report.sink, 0)
         if any(isinstance(s, HttpSink) for s in mine):
-            health.save(store, tenant=tenant_id)  # the endpoint's figures show in `integrations health`
+            health.save(store, tenant=ALL_TENANTS)  # the endpoints' figures show in `integrations health`
     return reports
 
 
@@ -457,6 +461,7 @@ def outbox_status(store: EventStore, tenant_id: str | None = None) -> list[dict[
 
 
 __all__ = [
+    "ALL_TENANTS",
     "CLOUDEVENTS_BATCH",
     "FileSink",
     "FileSinkConfig",

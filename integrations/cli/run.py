@@ -8,6 +8,7 @@ from configuration errors (see the README's exit-code table).
 from __future__ import annotations
 
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -57,8 +58,15 @@ def _progress_printer(total_hint: int | None = None):
 @click.option("--tenants-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Tenant configuration folder [default: tenants].")
 @click.option("--engine", default=None, help="Mapping engine: auto, python or sql [default: auto].")
+@click.option("--executor", type=click.Choice(["loop", "local", "process", "dask"]), default=None,
+              help="Where partitions run [default: runner.yaml's executor.kind, else loop].")
+@click.option("--scheduler", default=None, help="Dask scheduler address, with --executor dask (tcp://HOST:8786).")
+@click.option("--workers", type=int, default=None, help="Local threads or processes.")
+@click.option("--window", "window_hours", type=float, default=None,
+              help="Cut --since/--until into windows of this many hours (one partition each).")
 def command(config_file: Path | None, db: Path | None, tenants: tuple[str, ...], since: str | None, until: str | None,
-            samples: Path | None, mappings: Path | None, tenants_dir: Path | None, engine: str | None) -> int:
+            samples: Path | None, mappings: Path | None, tenants_dir: Path | None, engine: str | None,
+            executor: str | None, scheduler: str | None, workers: int | None, window_hours: float | None) -> int:
     """Fetch, map and store events for every configured integration of each tenant.
 
     Exit 0 when at least one source ran (rejections and partial failures are reported, not fatal);
@@ -73,7 +81,8 @@ def command(config_file: Path | None, db: Path | None, tenants: tuple[str, ...],
     options = RunOptions.from_config(
         config, store_path=db, tenants=list(tenants) or None, samples=samples, mappings=mappings,
         tenants_dir=tenants_dir, engine=engine, since=parse_time(since, "--since"),
-        until=parse_time(until, "--until"), progress=printer)
+        until=parse_time(until, "--until"), progress=printer, executor=executor, scheduler=scheduler,
+        workers=workers, window=timedelta(hours=window_hours) if window_hours else None)
     if live is not None:
         with live:
             report = run(options)

@@ -50,6 +50,7 @@ class RunContext:
     since: Any = None
     until: Any = None
     progress: Callable[[SourceReport], None] | None = None
+    should_stop: Callable[[], bool] | None = None  # checked between batches (the scheduler's SIGTERM)
 
 
 def _batches(items, size: int):
@@ -80,6 +81,8 @@ async def _run_source(ctx: RunContext, instance: PluginInstance, config: PluginC
         if not path.exists():
             raise PluginError(f"no sample file for source '{source.name}'", file=str(path))
         for batch in _batches(iter_records(path), BATCH_SIZE):
+            if ctx.should_stop is not None and ctx.should_stop():
+                break
             ingest(ctx.store, tenant_id=tenant, mapping=mapping, engine=ctx.engine, items=batch, run_id=ctx.run_id,
                    report=report)
     elif source.mode == "webhook":
@@ -97,6 +100,8 @@ async def _run_source(ctx: RunContext, instance: PluginInstance, config: PluginC
                               since=ctx.since, until=ctx.until)
         try:
             async for page in instance.fetch(request):
+                if ctx.should_stop is not None and ctx.should_stop():
+                    break  # not stored, its watermark not moved: the next run fetches it again
                 result = await instance.plugin.transform_data(ExternalData(tenant, source.name, page.records))
                 store_result(ctx.store, tenant_id=tenant, plugin=plugin, source=source.name, result=result,
                              precedence=mapping.spec.precedence, raw_records=page.records, run_id=ctx.run_id,
