@@ -56,7 +56,7 @@ def current_actor(explicit: str | None = None) -> str:
 
 def require(config: TenantConfig, actor: str, permission: str) -> None:
     """Raise PermissionDenied unless the actor's role in this tenant grants the permission."""
-    role = config.roles.get(actor)
+    role = config.roles.get(actor) or config.roles.get("*")  # "*": the role of everyone else
     allowed = PERMISSIONS[permission]
     if role not in allowed:
         have = f"has role '{role}'" if role else "has no role"

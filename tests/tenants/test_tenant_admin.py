@@ -179,3 +179,10 @@ def test_retention_purges_old_events_and_raw_records(tmp_path):
     assert purge_older_than(store, "demo", 1, now=now) == {"events": 1, "raw_records": 0}
     assert store.count_events("demo") == 1 and store.count_events("acme") == 2
 
+
+
+def test_a_star_role_is_everyone_elses_role(admin):
+    admin.set("demo", "alice", "roles.*", "analyst")
+    admin.record_mapping_save("demo", "a-stranger", "mappings/github/push.yaml", "+ a line")
+    with pytest.raises(PermissionDenied):
+        admin.set("demo", "a-stranger", "retention_days", 3)
