@@ -98,7 +98,11 @@ def configure_logging(level: str, fmt: str) -> None:
                                            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler._integrations = True  # type: ignore[attr-defined]
     root = logging.getLogger()
+    foreign = [h for h in root.handlers if not getattr(h, "_integrations", False)]
+    if foreign:  # embedded (a notebook, a test harness): leave the host's logging as it is
+        return
     root.handlers[:] = [handler]
     root.setLevel(getattr(logging, level.upper(), logging.WARNING))
 

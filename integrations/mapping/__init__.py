@@ -49,3 +49,4 @@ def get_engine(name: str = "auto") -> MappingEngine:
 
 
 __all__ += ["ENGINES", "get_engine", "read_paths", "unmapped_fields"]
+ENGINES["sql"] = __import__("integrations.mapping._sql", fromlist=["SqlEngine"]).SqlEngine  # the compiled engine

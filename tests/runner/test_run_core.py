@@ -62,7 +62,7 @@ def test_doctor_reports_problems_and_writes_nothing(cli, tmp_path):
 
 def test_progress_lines_and_json_logs_when_not_on_a_terminal(tmp_path):
     env = {**os.environ, "INTEGRATIONS_MASTER_KEY_FILE": str(tmp_path / "k"), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-m", "integrations", "--log-format", "json", "--log-level", "INFO", "run",
+    proc = subprocess.run([sys.executable, "-m", "integrations", "--log-format", "json", "--log-level", "INFO", "run", "--engine", "python",
                            "--db", str(tmp_path / "s.duckdb"), "--tenant", "demo"], capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr

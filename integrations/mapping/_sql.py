@@ -1,0 +1,632 @@
+"""The compiled engine: a mapping's JMESPath becomes DuckDB SQL, run over a batch of records at once.
+
+`SqlEngine.map` returns exactly what `PythonEngine.map` returns. Each output becomes one query
+over the batch (`for_each` an `unnest` with `generate_subscripts`) that computes every field of every
+event; a thin Python pass applies the event rules of `_engine._build_event` to those values. A
+record goes to the Python engine whole when the SQL cannot vouch for the exact result: a compiled
+guard failed (a type the function rejects, non-ASCII text under a regex, a float to print...), or
+the event rules would reject it. So rejections are always the reference engine's own.
+
+`map_file` is the fast path for big inputs: JSON Lines in batches, events built and upserted into
+the store by SQL (`_sql_store`), bounded memory. `explain` says which expressions run compiled.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+from jmespath.visitor import TreeInterpreter
+from pydantic import ValidationError
+
+from integrations.errors import IntegrationsError
+from integrations.events import CanonicalEvent, event_id_for
+from integrations.mapping._compile import CompiledMapping, CompiledOutput
+from integrations.mapping._engine import MapResult, PythonEngine, _nested
+from integrations.mapping._sql_compile import ERROR_MARK, Compiler, V, _and, install_macros
+from integrations.mapping._values import as_text, as_text_list, parse_timestamp, set_path
+from integrations.mapping.functions import OPTIONS
+
+try:  # duckdb >= 1.4 moved the type objects
+    from duckdb.sqltypes import VARCHAR as _VARCHAR
+except ImportError:  # pragma: no cover - older duckdb
+    from duckdb.typing import VARCHAR as _VARCHAR
+
+BATCH_SIZE = 20_000
+# Below this many records DuckDB's planning (tens of milliseconds per output) costs more than
+# mapping them in Python: such calls go to the Python engine, whose result is the reference anyway.
+PYTHON_BELOW = 32
+_FALLBACK_NODES: dict[str, dict[str, Any]] = {}
+_INTERPRETER = TreeInterpreter(OPTIONS)
+
+
+class _Delegate(Exception):
+    """The SQL result cannot be vouched for: the record goes to the Python engine."""
+
+
+def _jmes_eval(keys: pa.Array, scopes: pa.Array) -> pa.Array:
+    """The Python UDF behind every fallback node: evaluate the node on its current value."""
+    out: list[str | None] = []
+    for key, text in zip(keys.to_pylist(), scopes.to_pylist()):
+        try:
+            value = None if text is None else json.loads(text)
+            result = _INTERPRETER.visit(_FALLBACK_NODES[key], value)
+            out.append(None if result is None else
+                       json.dumps(result, separators=(",", ":"), ensure_ascii=False, allow_nan=False))
+        except Exception:  # noqa: BLE001 - any error means: let the Python engine decide
+            out.append(ERROR_MARK)
+    return pa.array(out, pa.string())
+
+
+def _py_from_json(texts: pa.Array) -> pa.Array:
+    """`from_json()` with Python's own JSON rules; ERROR_MARK where json.loads raises."""
+    out: list[str | None] = []
+    for text in texts.to_pylist():
+        if text is None:
+            out.append(None)
+            continue
+        try:
+            value = json.loads(text)
+            out.append(None if value is None else
+                       json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False))
+        except (ValueError, RecursionError):
+            out.append(ERROR_MARK)
+    return pa.array(out, pa.string())
+
+
+def connect(database: str = ":memory:", conn: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the engine's macros and its fallback UDF."""
+    conn = conn if conn is not None else duckdb.connect(database)
+    install_macros(conn)
+    try:
+        conn.create_function("_py_udf_jmes_eval", _jmes_eval, [_VARCHAR, _VARCHAR], _VARCHAR, type="arrow", null_handling="special", side_effects=False)
+        conn.create_function("_py_udf_from_json", _py_from_json, [_VARCHAR], _VARCHAR, type="arrow",
+                             side_effects=False)
+    except duckdb.CatalogException:
+        pass  # already there on this connection
+    return conn
+
+
+@dataclass
+class ExprPlan:
+    """One expression of an output: where it feeds, its compiled value, and why it falls back."""
+
+    field: str
+    text: str
+    value: V
+    reasons: list[str]
+
+
+@dataclass
+class OutputPlan:
+    """An output compiled to one SQL query over `(rid, rec)`."""
+
+    out: CompiledOutput
+    compiler: Compiler
+    when: V | None
+    for_each: V | None
+    fields: list[tuple[str, V]]
+    severity: V
+    severity_ok: str | None
+    hints: list[V]
+    links: list[tuple[V, V | None, list[V]]]
+    exprs: list[ExprPlan] = field(default_factory=list)
+    fe_type: str = ""
+
+    # -- SQL -------------------------------------------------------------------------------------
+
+    def event_values(self) -> list[V]:
+        """Every value the event rules need, in the order `_assemble` reads them."""
+        values = [v for _name, v in self.fields] + [self.severity] + list(self.hints)
+        for url, desc, meta in self.links:
+            values.append(url)
+            if desc is not None:
+                values.append(desc)
+            values.extend(meta)
+        return values
+
+    def scope_ok(self) -> str:
+        oks = [v.ok for v in self.event_values()] + [self.severity_ok]
+        return f"coalesce({_and(*oks) or 'true'}, false)"
+
+    def relation(self, source: str) -> str:
+        """CTEs ending in `scopes`: one row per (record, element) that makes an event, plus `bad` rows."""
+        c = self.compiler
+        ctes = [f"s0 AS (SELECT rid, rec FROM {source})"]
+        prev = "s0"
+
+        def stage(items: list[str], extra: str = "") -> None:
+            nonlocal prev
+            name = f"s{len(ctes)}"
+            cols = (", " + ", ".join(items)) if items else ""
+            ctes.append(f"{name} AS (SELECT *{cols} FROM {prev}{extra})")
+            prev = name
+
+        for items in c.stages.stage_selects(1):
+            if items:
+                stage(items)
+        when_truthy = c.truthy(self.when) if self.when is not None else "true"
+        when_ok = f"coalesce({self.when.ok}, false)" if self.when is not None and self.when.ok else "true"
+        if self.for_each is None:
+            stage([f"NOT {when_ok} AS bad"], f" WHERE NOT {when_ok} OR {when_truthy}")
+            stage(["0::BIGINT AS pos"])
+        else:
+            fe = c.to_json(self.for_each)
+            fe_ok = f"coalesce({fe.ok}, false)" if fe.ok else "true"
+            all_ok = f"({when_ok} AND (NOT {when_truthy} OR ({fe_ok} AND {self.fe_type} IN ('a', 'n'))))"
+            items = (f"CASE WHEN NOT {all_ok} THEN [NULL::JSON] WHEN {when_truthy} AND {self.fe_type} = 'a' "
+                     f"THEN from_json({fe.sql}, '[\"JSON\"]') ELSE []::JSON[] END AS items")
+            stage([f"NOT {all_ok} AS bad", items])
+            name = f"s{len(ctes)}"
+            # Unnest in the select list (not a LATERAL join: that would hash the outer rows).
+            ctes.append(f"{name} AS (SELECT * EXCLUDE (items), unnest(items) AS item, "
+                        f"generate_subscripts(items, 1) AS pos FROM {prev})")
+            prev = name
+            for items in c.stages.stage_selects(2):
+                if items:
+                    stage(items)
+        ctes.append(f"scopes AS (SELECT * FROM {prev})")
+        return "WITH " + ",\n".join(ctes)
+
+    def values_query(self, source: str) -> str:
+        listed = ", ".join(f"CAST({Compiler.to_json(v).sql} AS JSON)" for v in self.event_values())
+        return (self.relation(source) +
+                f"\nSELECT rid, pos, bad, {self.scope_ok()} AS ok, to_json([{listed}]::JSON[]) AS vals "
+                f"FROM scopes ORDER BY rid, pos")
+
+
+def plan_output(out: CompiledOutput) -> OutputPlan:
+    """Compile every expression of an output into one Compiler (shared hoisted columns)."""
+    c = Compiler()
+    exprs: list[ExprPlan] = []
+
+    def compile_expr(name: str, expr, scope: V) -> V:
+        before = len(c.reasons)
+        seen = set(c.fallbacks)
+        value = c.compile(expr.parsed.parsed, scope)
+        new = [c.fallbacks[k].reason for k in c.fallbacks if k not in seen]
+        reasons = list(dict.fromkeys(new + c.reasons[before:]))
+        exprs.append(ExprPlan(name, expr.text, value, reasons))
+        for key, node in c.fallbacks.items():
+            _FALLBACK_NODES.setdefault(key, node.node)
+        return value
+
+    record = Compiler.record_scope()
+    when = compile_expr("when", out.when, record) if out.when is not None else None
+    for_each = compile_expr("for_each", out.for_each, record) if out.for_each is not None else None
+    scope = Compiler.pair_scope() if out.for_each is not None else record
+    fields = [(name, compile_expr(name, expr, scope)) for name, expr in out.fields.items()]
+    # Severity: the first rule whose condition is truthy; later conditions only matter if reached.
+    whens, oks = [], []
+    level_else = "'info'"
+    for i, (cond, level) in enumerate(out.severity):
+        if cond is None:
+            level_else = f"'{level}'"
+            break
+        v = compile_expr(f"severity[{i}].when", cond, scope)
+        whens.append((c.truthy(v), level))
+        oks.append((v.ok, c.truthy(v)))
+    sev_sql = "CASE " + " ".join(f"WHEN {t} THEN '{lvl}'" for t, lvl in whens) + f" ELSE {level_else} END" \
+        if whens else level_else
+    severity_ok: str | None = None
+    for ok, truthy in reversed(oks):
+        if ok is None and severity_ok is None:
+            continue
+        if ok is None:
+            severity_ok = f"({truthy} OR {severity_ok})"
+        elif severity_ok is None:
+            severity_ok = ok
+        else:
+            severity_ok = f"({ok} AND ({truthy} OR {severity_ok}))"
+    severity = V(sev_sql, "str", None, 2 if out.for_each is not None else 1, 99)
+    hints = [compile_expr(f"correlation_hints[{i}].value", expr, scope) for i, (_t, expr, _c) in enumerate(out.hints)]
+    links = []
+    for i, (_t, url, desc, meta) in enumerate(out.links):
+        u = compile_expr(f"evidence_links[{i}].url", url, scope)
+        d = compile_expr(f"evidence_links[{i}].description", desc, scope) if desc is not None else None
+        m = [compile_expr(f"evidence_links[{i}].metadata.{k}", e, scope) for k, e in meta.items()]
+        links.append((u, d, m))
+    fe_type = c.jt(c.to_json(for_each)) if for_each is not None else ""
+    return OutputPlan(out, c, when, for_each, fields, severity, severity_ok, hints, links, exprs, fe_type)
+
+
+def plan_mapping(mapping: CompiledMapping) -> list[OutputPlan]:
+    return [plan_output(out) for out in mapping.outputs]
+
+
+def explain(mapping: CompiledMapping) -> list[tuple[str, str, str, str]]:
+    """(output, field, 'compiled' | 'fallback', reason) for every expression of a mapping.
+
+    `fallback` means some part of the expression runs in Python (through a UDF) on every record;
+    `compiled` expressions still hand a record to Python when a run-time guard fails (see
+    `_sql_compile`), which `reason` notes where it applies.
+    """
+    rows = []
+    for plan in plan_mapping(mapping):
+        for expr in plan.exprs:
+            if expr.reasons:
+                rows.append((plan.out.name, expr.field, "fallback", "; ".join(expr.reasons)))
+            else:
+                rows.append((plan.out.name, expr.field, "compiled", ""))
+    return rows
+
+
+def _assemble(plan: OutputPlan, vals: list[Any], tenant_id: str, plugin: str) -> CanonicalEvent:
+    """`_engine._build_event` on values computed by SQL; any rejection -> _Delegate."""
+    out = plan.out
+    n = len(plan.fields)
+    values = dict(zip(out.fields.keys(), vals[:n]))
+    severity = vals[n]
+    k = n + 1
+    hint_values = vals[k:k + len(plan.hints)]
+    k += len(plan.hints)
+    for name in out.spec.required:
+        if values.get(name) is None and not (name.startswith("attributes.") and _nested(values.get("attributes"), name)):
+            raise _Delegate
+    external_id = as_text(values.get("external_id"), "external_id")
+    if external_id == "":
+        raise _Delegate
+    raw_time = values.get("occurred_at")
+    occurred_at = parse_timestamp(raw_time, "occurred_at")
+    original = values.get("original_timestamp", raw_time)
+    original_timestamp = as_text(original, "original_timestamp") if original is not None else as_text(raw_time, "occurred_at")
+    title = as_text(values.get("title"), "title")
+    attributes: dict[str, Any] = {}
+    whole = values.get("attributes")
+    if whole is not None:
+        if not isinstance(whole, dict):
+            raise _Delegate
+        attributes.update({key: v for key, v in whole.items() if v is not None})
+    for name, value in values.items():
+        if name.startswith("attributes.") and value is not None:
+            set_path(attributes, name[len("attributes."):], value)
+    hints = []
+    for (hint_type, _expr, confidence), value in zip(out.hints, hint_values):
+        for text in as_text_list(value, "correlation_hints"):
+            if text:
+                hints.append({"type": hint_type, "value": text, "confidence": confidence})
+    links = []
+    for link_type, _url, desc_expr, meta in out.links:
+        url = vals[k]
+        k += 1
+        description = None
+        if desc_expr is not None:
+            description = vals[k]
+            k += 1
+        metas = vals[k:k + len(meta)]
+        k += len(meta)
+        if url is None or url == "":
+            continue
+        metadata = {key: v for key, v in zip(meta.keys(), metas) if v is not None}
+        links.append({"type": link_type, "url": as_text(url, "evidence_links"),
+                      "description": "" if description is None else as_text(description, "evidence_links"),
+                      "metadata": metadata})
+    kind = out.spec.kind
+    data = {
+        "event_id": event_id_for(tenant_id, plugin, kind, external_id),
+        "tenant_id": tenant_id,
+        "event_type": out.spec.event_type,
+        "kind": kind,
+        "severity": severity,
+        "title": title,
+        "occurred_at": occurred_at,
+        "resource_ids": as_text_list(values.get("resource_ids"), "resource_ids"),
+        "attributes": attributes,
+        "integration_context": {
+            "source_integration": plugin,
+            "external_id": external_id,
+            "original_timestamp": original_timestamp,
+            "correlation_hints": hints,
+            "evidence_links": links,
+            "enrichment_metadata": {},
+        },
+    }
+    return CanonicalEvent.model_validate(data)
+
+
+def record_texts(records: list[Any]) -> list[str | None]:
+    """Records as compact JSON text for DuckDB; None where only Python can read the value."""
+    texts: list[str | None] = []
+    for record in records:
+        try:
+            text = json.dumps(record, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+            text.encode("utf-8")
+        except (ValueError, TypeError, UnicodeEncodeError, RecursionError):
+            text = None
+        texts.append(text)
+    return texts
+
+
+class SqlEngine:
+    """The compiled engine: SQL over batches of records, the Python engine for what SQL can't vouch for."""
+
+    name = "sql"
+
+    def __init__(self, *, batch_size: int = BATCH_SIZE, python_below: int = PYTHON_BELOW) -> None:
+        self.batch_size = batch_size
+        self.python_below = python_below
+        self.sql_runs = 0  # SQL batches run (for tests)
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+        self._plans: dict[int, tuple[CompiledMapping, list[OutputPlan]]] = {}
+        self.delegated = 0  # records handed to the Python engine (for tests and the benchmark)
+
+    def plans(self, mapping: CompiledMapping) -> list[OutputPlan]:
+        cached = self._plans.get(id(mapping))
+        if cached is None or cached[0] is not mapping:
+            cached = (mapping, plan_mapping(mapping))
+            self._plans[id(mapping)] = cached
+        return cached[1]
+
+    @property
+    def conn(self) -> duckdb.DuckDBPyConnection:
+        if self._conn is None:
+            self._conn = connect()
+        return self._conn
+
+    def map(self, mapping: CompiledMapping, records: Iterable[Any], *, tenant_id: str,
+            start_index: int = 0) -> MapResult:
+        records = records if isinstance(records, list) else list(records)
+        if len(records) < self.python_below:
+            return PythonEngine().map(mapping, records, tenant_id=tenant_id, start_index=start_index)
+        result = MapResult()
+        with self._lock:
+            for start in range(0, len(records), self.batch_size):
+                chunk = records[start:start + self.batch_size]
+                result.extend(self._map_chunk(mapping, chunk, tenant_id, start_index + start))
+        return result
+
+    def _map_chunk(self, mapping: CompiledMapping, chunk: list[Any], tenant_id: str, first: int) -> MapResult:
+        plans = self.plans(mapping)
+        texts = record_texts(chunk)
+        events: list[list[CanonicalEvent] | None] = [[] if t is not None else None for t in texts]
+        try:
+            self._run_sql(plans, texts, events, tenant_id, mapping.plugin)
+        except duckdb.Error:
+            events = [None] * len(chunk)  # anything SQL could not run: Python decides every record
+        result = MapResult()
+        python = PythonEngine()
+        for offset, (record, mine) in enumerate(zip(chunk, events)):
+            if mine is None:
+                self.delegated += 1
+                result.extend(python.map(mapping, [record], tenant_id=tenant_id, start_index=first + offset))
+                continue
+            result.read += 1
+            if mine:
+                result.mapped += 1
+                result.events.extend(mine)
+            else:
+                result.filtered += 1
+        return result
+
+    def _run_sql(self, plans: list[OutputPlan], texts: list[str | None], events: list, tenant_id: str,
+                 plugin: str) -> None:
+        conn = self.conn
+        self.sql_runs += 1
+        rids = [i for i, t in enumerate(texts) if t is not None]
+        table = pa.table({"rid": pa.array(rids, pa.int64()),
+                          "rec": pa.array([texts[i] for i in rids], pa.string())})
+        conn.register("_sql_batch", table)
+        try:
+            for plan in plans:
+                rows = conn.execute(plan.values_query("_sql_batch")).fetchall()
+                for rid, _pos, bad, ok, vals in rows:
+                    mine = events[rid]
+                    if mine is None:
+                        continue
+                    if bad or not ok:
+                        events[rid] = None
+                        continue
+                    try:
+                        mine.append(_assemble(plan, json.loads(vals), tenant_id, plugin))
+                    except (_Delegate, IntegrationsError, ValidationError, ValueError, TypeError):
+                        events[rid] = None
+        finally:
+            conn.unregister("_sql_batch")
+
+
+__all__ = ["SqlEngine", "connect", "explain", "plan_mapping"]
+
+
+# -- the fast path: a JSON Lines file straight into the store ----------------------------------------
+
+# Lines whose JSON DuckDB reads but Python would not (trailing commas), or reads differently (NaN):
+# they go to the Python path, which reads them exactly as `integrations.records` does.
+_PYTHON_ONLY_LINE = r"NOT json_valid(rec) OR regexp_matches(rec, ',\s*[\]}]|NaN|Infinity')"
+
+@dataclass
+class FileReport:
+    """What `map_file` did: the engine's counts and the store's."""
+
+    read: int = 0
+    mapped: int = 0
+    filtered: int = 0
+    rejected: int = 0
+    events: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    delegated: int = 0  # records the Python engine mapped because SQL could not vouch for them
+    python_rows: int = 0  # events built in Python from SQL values
+    rejections: list = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: v for k, v in self.__dict__.items() if k != "rejections"}
+
+
+def _line_batches(path, batch_size: int, batch_bytes: int):
+    """(first position, line numbers, texts as an Arrow array) of the non-blank lines of a file.
+
+    The Python strings of a batch are dropped once Arrow holds the text: a batch costs its size
+    about once in Python's heap, not three times.
+    """
+    numbers: list[int] = []
+    texts: list[str] = []
+    size = 0
+    position = 0
+    with open(path, encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            numbers.append(line_no)
+            texts.append(line.rstrip("\r\n"))
+            size += len(line)
+            if len(texts) >= batch_size or size >= batch_bytes:
+                array = pa.array(texts, pa.string())
+                texts = []
+                yield position, numbers, array
+                position += len(numbers)
+                numbers, size = [], 0
+    if texts:
+        yield position, numbers, pa.array(texts, pa.string())
+
+
+def _is_json_lines(path) -> bool:
+    """False when the file is one JSON document (an array or an object), as `iter_records` reads it."""
+    with open(path, encoding="utf-8") as handle:
+        head = handle.read(1 << 16)
+    stripped = head.lstrip()
+    if not stripped or stripped[0] not in "[{":
+        return True
+    if stripped[0] == "[":
+        return False
+    first = stripped.splitlines()[0]
+    try:
+        json.loads(first)
+    except ValueError:
+        return False  # an object over several lines: one document
+    rest = stripped[len(first):].strip()
+    return bool(rest) or len(head) == (1 << 16)
+
+
+def map_file(mapping: CompiledMapping, path, *, tenant_id: str, store, run_id: str | None = None,
+             batch_size: int = 100_000, batch_bytes: int = 32 << 20, memory_limit: str = "512MB",
+             keep_dead_letters: bool = True) -> FileReport:
+    """Map a JSON Lines file and upsert the events into `store`, batch by batch, memory bounded.
+
+    Gives the store exactly what `pipeline.ingest` with the Python engine gives it (raw records
+    are not kept). A file that is one JSON document goes through `SqlEngine.map`.
+    """
+    from integrations.mapping._sql_store import EVENT_COLUMNS, install_store_macros, rows_query
+    from integrations.mapping._engine import Rejection
+    from integrations.pipeline import map_items, store_result
+    from integrations.records import iter_records
+    from integrations.store._store import _event_rows
+
+    report = FileReport()
+    if not _is_json_lines(path):
+        result = map_items(SqlEngine(), mapping, iter_records(path), tenant_id)
+        src = store_result(store, tenant_id=tenant_id, plugin=mapping.plugin, source=mapping.source,
+                           result=result, run_id=run_id, precedence=int(getattr(mapping.spec, "precedence", 100)))
+        for key in ("read", "mapped", "filtered", "rejected", "events", "inserted", "updated", "unchanged"):
+            setattr(report, key, getattr(src, key))
+        report.rejections = result.rejections
+        return report
+    plans = plan_mapping(mapping)
+    plugin, source = mapping.plugin, mapping.source
+    precedence = int(getattr(mapping.spec, "precedence", 100))
+    python = PythonEngine()
+    cols = ", ".join(EVENT_COLUMNS) + ", source_precedence"
+    for first, numbers, array in _line_batches(path, batch_size, batch_bytes):
+        batch = numbers
+        with store.transaction() as conn:
+            connect(conn=conn)
+            install_store_macros(conn)
+            conn.execute(f"SET memory_limit = '{memory_limit}'")
+            conn.execute("SET preserve_insertion_order = false")
+            conn.register("_lines", pa.table({"rid": pa.array(range(len(numbers)), pa.int64()), "rec": array}))
+            python_only = {r[0] for r in conn.execute(f"SELECT rid FROM _lines WHERE {_PYTHON_ONLY_LINE}").fetchall()}
+            conn.register("_bad_lines", pa.table({"rid": pa.array(sorted(python_only), pa.int64())}))
+            source_rel = "(SELECT rid, rec FROM _lines ANTI JOIN _bad_lines USING (rid))"
+            delegated = set(python_only)
+            py_rows: list[tuple[int, int, int, CanonicalEvent]] = []
+            for i, plan in enumerate(plans):
+                conn.execute(f"CREATE OR REPLACE TEMP TABLE _rows{i} AS " + rows_query(plan, i, source_rel, tenant_id, plugin, source))
+                for (rid,) in conn.execute(f"SELECT DISTINCT rid FROM _rows{i} WHERE bad OR NOT ok").fetchall():
+                    delegated.add(rid)
+                for rid, out, pos, vals in conn.execute(
+                        f"SELECT rid, out, pos, vals FROM _rows{i} WHERE vals IS NOT NULL").fetchall():
+                    if rid in delegated:
+                        continue
+                    try:
+                        py_rows.append((rid, out, pos, _assemble(plan, json.loads(vals), tenant_id, plugin)))
+                    except (_Delegate, IntegrationsError, ValidationError, ValueError, TypeError):
+                        delegated.add(rid)
+            py_rows = [r for r in py_rows if r[0] not in delegated]
+            report.python_rows += len(py_rows)
+            # Records SQL could not vouch for: read and mapped exactly as the Python path does.
+            result = MapResult()
+            if delegated:
+                texts = dict(conn.execute("SELECT rid, rec FROM _lines WHERE list_contains(?, rid)",
+                                          [sorted(delegated)]).fetchall())
+                for rid in sorted(delegated):
+                    line_no = numbers[rid]
+                    text = texts[rid]
+                    try:
+                        record = json.loads(text)
+                    except ValueError as err:
+                        result.read += 1
+                        result.rejections.append(Rejection(record_index=first + rid, record={"unparsed_line": text[:2000]},
+                                                           reason=f"line {line_no} is not valid JSON: {err}"))
+                        continue
+                    one = python.map(mapping, [record], tenant_id=tenant_id, start_index=first + rid)
+                    result.extend(one)
+                    py_rows.extend((rid, 0, k, ev) for k, ev in enumerate(one.events))
+                report.delegated += len(delegated)
+            table = _event_rows([ev for *_k, ev in py_rows], source, precedence).drop_columns(["seq"])
+            table = table.append_column("rid", pa.array([r[0] for r in py_rows], pa.int64()))
+            table = table.append_column("out", pa.array([r[1] for r in py_rows], pa.int32()))
+            table = table.append_column("pos", pa.array([r[2] for r in py_rows], pa.int64()))
+            conn.register("_pyrows", table)
+            conn.register("_deleg", pa.table({"rid": pa.array(sorted(delegated), pa.int64())}))
+            unions = [f"SELECT rid, out, pos, * EXCLUDE (rid, out, pos), {precedence}::INTEGER AS source_precedence "
+                      f"FROM (SELECT rid, out, pos, {', '.join(EVENT_COLUMNS)} FROM _rows{i} "
+                      f"WHERE sqlrow AND rid NOT IN (SELECT rid FROM _deleg))"
+                      for i in range(len(plans))]
+            unions.append(f"SELECT rid, out, pos, {cols} FROM _pyrows")
+            conn.execute("CREATE OR REPLACE TEMP TABLE _all AS " + " UNION ALL ".join(unions))
+            sql_mapped, n_events = conn.execute(
+                "SELECT count(DISTINCT rid) FILTER (WHERE rid NOT IN (SELECT rid FROM _deleg)), count(*) FROM _all"
+            ).fetchall()[0]
+            counts = _upsert(conn, run_id)
+            if keep_dead_letters and result.rejections:
+                store.add_dead_letters(tenant_id, plugin, source, [r.as_dict() for r in result.rejections],
+                                       kind="mapping", run_id=run_id, conn=conn)
+            for i in range(len(plans)):
+                conn.execute(f"DROP TABLE IF EXISTS _rows{i}")
+            conn.execute("DROP TABLE IF EXISTS _all")
+            conn.unregister("_lines")
+            conn.unregister("_bad_lines")
+            conn.unregister("_pyrows")
+            conn.unregister("_deleg")
+        report.read += len(batch)
+        report.mapped += sql_mapped + result.mapped
+        report.rejected += result.rejected
+        report.filtered += len(batch) - sql_mapped - result.mapped - result.rejected
+        report.events += n_events
+        report.inserted += counts[0]
+        report.updated += counts[1]
+        report.unchanged += counts[2]
+        report.rejections.extend(result.rejections)
+    return report
+
+
+def _upsert(conn: duckdb.DuckDBPyConnection, run_id: str | None) -> tuple[int, int, int]:
+    """`EventStore.upsert_events` over the `_all` table: the same dedupe (last event wins), then the
+    store's own `merge_staged`, so both engines write by the same rules."""
+    from integrations.store import EventStore
+
+    conn.execute("""
+        CREATE OR REPLACE TEMP TABLE _batch AS
+        SELECT * EXCLUDE (rid, out, pos) FROM _all
+        QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY rid DESC, out DESC, pos DESC) = 1""")
+    try:
+        counts = EventStore.merge_staged(conn, "_batch", run_id=run_id)
+    finally:
+        conn.execute("DROP TABLE IF EXISTS _batch")
+    return counts.inserted, counts.updated, counts.unchanged

@@ -1,0 +1,173 @@
+"""The compiled SQL engine on the shipped mappings, the fast file path, explain, and the regex rewrite."""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from integrations.mapping import ENGINES, PythonEngine, get_engine, load_mapping
+from integrations.mapping._sql import SqlEngine, explain, map_file
+from integrations.mapping._sql_regex import Unsupported, to_re2
+from integrations.pipeline import map_items, store_result
+from integrations.records import iter_records
+from integrations.store import EventStore
+from tests.mapping.conftest import PUSH, push_record
+
+ROOT = Path(__file__).resolve().parents[2]
+MAPPINGS = sorted(glob.glob(str(ROOT / "mappings" / "*" / "*.yaml")))
+
+
+def _key(result):
+    return ([e.to_json_dict() for e in result.events],
+            [(r.record_index, r.field, r.reason, r.output, r.expression, json.dumps(r.record, sort_keys=True))
+             for r in result.rejections],
+            result.summary())
+
+
+def _inputs(mapping) -> list[Path]:
+    samples = glob.glob(str(ROOT / "data" / "samples" / "*" / mapping.plugin / f"{mapping.source}.jsonl"))
+    examples = glob.glob(str(ROOT / "mappings" / mapping.plugin / "examples" / mapping.source / "*.input.json"))
+    return [Path(p) for p in sorted(samples + examples)]
+
+
+@pytest.fixture(scope="module")
+def engine() -> SqlEngine:
+    return SqlEngine(python_below=0)
+
+
+@pytest.mark.parametrize("mapping_file", MAPPINGS, ids=lambda p: "/".join(Path(p).parts[-2:]))
+def test_shipped_mapping_same_results_on_samples_and_examples(mapping_file, engine):
+    """Every sample file and golden example input gives identical MapResults under both engines
+    (all inputs of a mapping in one call, so DuckDB plans each output once)."""
+    mapping = load_mapping(mapping_file)
+    inputs = _inputs(mapping)
+    if not inputs:
+        pytest.skip(f"no samples or examples for {mapping_file}")
+    items = [(i, record) for i, record in enumerate(r for path in inputs for _pos, r in iter_records(path))]
+    expected = map_items(PythonEngine(), mapping, items, "acme")
+    actual = map_items(engine, mapping, items, "acme")
+    assert _key(actual) == _key(expected)
+
+
+def _store_dump(store: EventStore):
+    with store.reader() as conn:
+        events = conn.execute(
+            "SELECT event_id, tenant_id, event_type, kind, severity, title, occurred_at, source_integration, source, "
+            "external_id, resource_ids, hint_values, attributes::VARCHAR, integration_context::VARCHAR, "
+            "content_hash, source_precedence FROM events ORDER BY event_id").fetchall()
+        letters = conn.execute("SELECT dead_letter_id, reason, field, output, expression, record_index, "
+                               "record::VARCHAR FROM dead_letter ORDER BY dead_letter_id").fetchall()
+    return events, letters
+
+
+@pytest.mark.parametrize("mapping_file", MAPPINGS, ids=lambda p: "/".join(Path(p).parts[-2:]))
+def test_map_file_writes_the_store_the_python_path_writes(mapping_file, tmp_path):
+    """`map_file` (SQL end to end) leaves the store exactly as the Python engine's pipeline does."""
+    mapping = load_mapping(mapping_file)
+    samples = [p for p in _inputs(mapping) if p.suffix == ".jsonl"]
+    if not samples:
+        pytest.skip(f"no samples for {mapping_file}")
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(p.read_text(encoding="utf-8") for p in samples), encoding="utf-8")
+    python_store, sql_store = EventStore(tmp_path / "p.duckdb"), EventStore(tmp_path / "s.duckdb")
+    result = map_items(PythonEngine(), mapping, iter_records(path), "acme")
+    expected = store_result(python_store, tenant_id="acme", plugin=mapping.plugin, source=mapping.source,
+                            result=result, precedence=mapping.spec.precedence)
+    report = map_file(mapping, path, tenant_id="acme", store=sql_store)
+    assert (report.read, report.mapped, report.filtered, report.rejected, report.events, report.inserted) == (
+        expected.read, expected.mapped, expected.filtered, expected.rejected, expected.events, expected.inserted)
+    assert _store_dump(sql_store) == _store_dump(python_store)
+
+
+def test_map_file_reads_bad_lines_like_the_python_path(tmp_path):
+    """Invalid JSON, JSON that DuckDB alone accepts, blank lines and rejected records: same store, same counts."""
+    mapping = load_mapping(PUSH)
+    lines = [json.dumps(push_record(2)), "", "{not json", '{"commits": [1,],}', json.dumps(push_record(1)),
+             json.dumps({"commits": [{"id": "x"}]}), json.dumps({"ref": "r"}), '{"a": NaN}']
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    python_store, sql_store = EventStore(tmp_path / "p.duckdb"), EventStore(tmp_path / "s.duckdb")
+    result = map_items(PythonEngine(), mapping, iter_records(path), "acme")
+    store_result(python_store, tenant_id="acme", plugin=mapping.plugin, source=mapping.source, result=result)
+    report = map_file(mapping, path, tenant_id="acme", store=sql_store, batch_size=3)
+    assert (report.read, report.mapped, report.filtered, report.rejected) == (
+        result.read, result.mapped, result.filtered, result.rejected)
+    assert [(r.record_index, r.reason) for r in report.rejections] == [(r.record_index, r.reason)
+                                                                       for r in result.rejections]
+    assert _store_dump(sql_store) == _store_dump(python_store)
+
+
+def test_sql_engine_is_registered_and_the_default():
+    assert ENGINES["sql"] is SqlEngine
+    assert isinstance(get_engine("auto"), SqlEngine)
+    assert isinstance(get_engine("python"), PythonEngine)
+
+
+def test_small_inputs_go_through_python_unless_forced():
+    """Planning a query costs more than mapping a handful of records in Python: same result either way."""
+    mapping = load_mapping(PUSH)
+    small = SqlEngine()
+    small.map(mapping, [push_record(1)], tenant_id="t")
+    assert small.sql_runs == 0
+    forced = SqlEngine(python_below=0)
+    forced.map(mapping, [push_record(1)], tenant_id="t")
+    assert forced.sql_runs == 1
+
+
+def test_start_index_and_delegated_rejections_match(engine):
+    mapping = load_mapping(PUSH)
+    records = [push_record(2), {"commits": [{"id": "a", "timestamp": "not a time"}]}, push_record(0), 5, None]
+    expected = PythonEngine().map(mapping, records, tenant_id="t", start_index=40)
+    actual = engine.map(mapping, records, tenant_id="t", start_index=40)
+    assert _key(actual) == _key(expected)
+    assert [r.record_index for r in actual.rejections] == [41]
+
+
+def test_explain_names_compiled_and_fallback_fields():
+    rows = explain(load_mapping(ROOT / "mappings" / "github" / "push.yaml"))
+    assert rows and all(status == "compiled" for _o, _f, status, _r in rows)
+    assert ("commit", "external_id", "compiled", "") in rows
+    text = PUSH.replace("external_id: item.id", "external_id: \"item.id || sort_by(record.x, &y)[0].y\"")
+    rows = explain(load_mapping(text))
+    (row,) = [r for r in rows if r[1] == "external_id"]
+    assert row[2] == "fallback" and "sort_by" in row[3]
+    # a fallback field still gives the Python engine's result
+    records = [push_record(2)]
+    assert _key(SqlEngine(python_below=0).map(load_mapping(text), records, tenant_id="t")) == _key(
+        PythonEngine().map(load_mapping(text), records, tenant_id="t"))
+
+
+@pytest.mark.parametrize("pattern", [
+    r"^refs/heads/(.+)$", r"(?i)task timed out", r"^\s*([^\r\n]{0,200})", r"(?i)^(.+?)[-_.](?:5xx|errors?)(?:[-_.]|$)",
+    r"([0-9]+)$", r"x$", r"(a)|(b)", r"\bword\b", r"[\w.]+@[\w.]+", r"\d{2,3}", r"(?:^|[\s\[\]])(error)(?:$|[\s\]])",
+])
+@pytest.mark.parametrize("subject", ["refs/heads/main", "refs/heads/main\n", "Task Timed Out\n", "  first line\nsecond",
+                                     "api-5xx", "api_errors\n", "abc123", "b", "x\n", "a word here", "mona@example.com",
+                                     "[error] 42\n", "", "\n", "\x0b tab\x1f"])
+def test_regex_rewrite_matches_python_on_ascii(pattern, subject):
+    """regex_extract() under RE2 gives Python's answer (or the guard sends the value to Python)."""
+    re2 = to_re2(pattern)
+    if re2.no_final_newline and subject.endswith("\n"):
+        return
+    match = re.search(pattern, subject)
+    expected = None if match is None else (match.group(1) if match.groups() else match.group(0))
+    conn = duckdb.connect()
+    raw, matched = conn.execute("SELECT regexp_extract(?, ?, ?), regexp_matches(?, ?)",
+                                [subject, re2.pattern, re2.group, subject, re2.pattern]).fetchall()[0]
+    actual = raw if raw != "" else ("" if matched else None)
+    if expected is None and re2.group == 1 and not re2.group_always_set and matched:
+        return  # the engine's guard hands this value to Python
+    if raw == "" and matched and not re2.group_always_set:
+        return
+    assert actual == expected
+
+
+@pytest.mark.parametrize("pattern", [r"(?<=a)b", r"(a)\1", r"(?m)^x", r"(?:(a))+", r"a{2000}", r"(?i:x)"])
+def test_regex_rewrite_refuses_what_re2_reads_differently(pattern):
+    with pytest.raises(Unsupported):
+        to_re2(pattern)
