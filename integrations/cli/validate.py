@@ -29,7 +29,8 @@ def mapping_files(paths: tuple[Path, ...]) -> list[Path]:
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--unmapped", "sample", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="List the fields present in this sample file that no field of the mapping reads.")
-def command(paths: tuple[Path, ...], sample: Path | None) -> int:
+@click.option("--explain", is_flag=True, help="Say which fields run compiled to SQL and which fall back to Python, and why.")
+def command(paths: tuple[Path, ...], sample: Path | None, explain: bool) -> int:
     """Check mapping files (default: all of mappings/). Exit 1 when any has an error."""
     if sample is not None and not paths:
         # data/samples/<tenant>/<plugin>/<source>.jsonl -> mappings/<plugin>/<source>.yaml
@@ -44,6 +45,13 @@ def command(paths: tuple[Path, ...], sample: Path | None) -> int:
         click.secho(f"{errors} error(s) in {len(files)} file(s)", fg="red", err=True)
         return 1
     click.secho(f"{len(files)} mapping file(s) valid", fg="green", err=True)
+    if explain:
+        from integrations.mapping._sql import explain as explain_mapping
+
+        for file in files:
+            click.echo(f"{file}:")
+            for output, field, how, reason in explain_mapping(load_mapping(file)):
+                click.echo(f"  {output}.{field}: {how}" + (f" ({reason})" if reason else ""))
     if sample is not None:
         records = [r for _i, r in iter_records(sample) if not isinstance(r, Exception)]
         for file in files:

@@ -24,7 +24,6 @@ from typing import Any
 
 from integrations.mapping._sql_regex import Unsupported, to_re2
 
-JSON_TRUE_SQL = "'true'"
 
 # Macros every connection of the SQL engine defines (see `install_macros`).
 MACROS = [

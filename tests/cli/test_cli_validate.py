@@ -38,3 +38,9 @@ def test_schema_commands(cli):
     assert "integration_context" in event["properties"]
     mapping = json.loads(cli("schema", "mapping").out)
     assert "outputs" in mapping["properties"]
+
+
+def test_explain_says_which_fields_run_compiled(cli):
+    r = cli("validate", "mappings/github/push.yaml", "--explain")
+    assert r.code == 0
+    assert "commit.external_id: compiled" in r.out
