@@ -131,8 +131,24 @@ def _build_event(out: CompiledOutput, scope: Any, tenant_id: str, plugin: str) -
         links.append({"type": link_type, "url": as_text(url, "evidence_links"),
                       "description": "" if description is None else as_text(description, "evidence_links"),
                       "metadata": metadata})
+    data = event_data(out, tenant_id, plugin, external_id=external_id, occurred_at=occurred_at,
+                      original_timestamp=original_timestamp, title=title, severity=severity,
+                      resource_ids=as_text_list(values.get("resource_ids"), "resource_ids"),
+                      attributes=attributes, hints=hints, links=links)
+    try:
+        return CanonicalEvent.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise RecordError(f"invalid event: {loc}: {first['msg']}", field=loc) from None
+
+
+def event_data(out: CompiledOutput, tenant_id: str, plugin: str, *, external_id: str, occurred_at: Any,
+               original_timestamp: str, title: str, severity: str, resource_ids: list[str],
+               attributes: dict[str, Any], hints: list[dict[str, Any]], links: list[dict[str, Any]]) -> dict[str, Any]:
+    """The canonical event's data from its evaluated parts: one shape for every engine."""
     kind = out.spec.kind
-    data = {
+    return {
         "event_id": event_id_for(tenant_id, plugin, kind, external_id),
         "tenant_id": tenant_id,
         "event_type": out.spec.event_type,
@@ -140,7 +156,7 @@ def _build_event(out: CompiledOutput, scope: Any, tenant_id: str, plugin: str) -
         "severity": severity,
         "title": title,
         "occurred_at": occurred_at,
-        "resource_ids": as_text_list(values.get("resource_ids"), "resource_ids"),
+        "resource_ids": resource_ids,
         "attributes": attributes,
         "integration_context": {
             "source_integration": plugin,
@@ -151,12 +167,6 @@ def _build_event(out: CompiledOutput, scope: Any, tenant_id: str, plugin: str) -
             "enrichment_metadata": {},
         },
     }
-    try:
-        return CanonicalEvent.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise RecordError(f"invalid event: {loc}: {first['msg']}", field=loc) from None
 
 
 def _nested(attributes: Any, dotted: str) -> bool:

@@ -25,9 +25,9 @@ from jmespath.visitor import TreeInterpreter
 from pydantic import ValidationError
 
 from integrations.errors import IntegrationsError
-from integrations.events import CanonicalEvent, event_id_for
+from integrations.events import CanonicalEvent
 from integrations.mapping._compile import CompiledMapping, CompiledOutput
-from integrations.mapping._engine import MapResult, PythonEngine, _nested
+from integrations.mapping._engine import MapResult, PythonEngine, _nested, event_data
 from integrations.mapping._sql_compile import ERROR_MARK, Compiler, V, _and, install_macros
 from integrations.mapping._values import as_text, as_text_list, parse_timestamp, set_path
 from integrations.mapping.functions import OPTIONS
@@ -306,26 +306,10 @@ def _assemble(plan: OutputPlan, vals: list[Any], tenant_id: str, plugin: str) ->
         links.append({"type": link_type, "url": as_text(url, "evidence_links"),
                       "description": "" if description is None else as_text(description, "evidence_links"),
                       "metadata": metadata})
-    kind = out.spec.kind
-    data = {
-        "event_id": event_id_for(tenant_id, plugin, kind, external_id),
-        "tenant_id": tenant_id,
-        "event_type": out.spec.event_type,
-        "kind": kind,
-        "severity": severity,
-        "title": title,
-        "occurred_at": occurred_at,
-        "resource_ids": as_text_list(values.get("resource_ids"), "resource_ids"),
-        "attributes": attributes,
-        "integration_context": {
-            "source_integration": plugin,
-            "external_id": external_id,
-            "original_timestamp": original_timestamp,
-            "correlation_hints": hints,
-            "evidence_links": links,
-            "enrichment_metadata": {},
-        },
-    }
+    data = event_data(out, tenant_id, plugin, external_id=external_id, occurred_at=occurred_at,
+                      original_timestamp=original_timestamp, title=title, severity=severity,
+                      resource_ids=as_text_list(values.get("resource_ids"), "resource_ids"),
+                      attributes=attributes, hints=hints, links=links)
     return CanonicalEvent.model_validate(data)
 
 
