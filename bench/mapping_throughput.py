@@ -14,7 +14,7 @@ the fields a mapping reads. N counts all records together.
 Each engine maps the three files with the shipped mappings and writes the events to a fresh store
 (`events written to the store`), in its own subprocess, so that its peak resident memory
 (`ru_maxrss`) is its own. The Python engine reads, maps and upserts in batches of 10,000 through
-`pipeline.store_result`; the compiled engine runs `SqlEngine.map_file` (DuckDB end to end, in
+`pipeline.store_result`; the compiled engine runs `_sql_file.map_file` (DuckDB end to end, in
 batches). The Python engine is measured on at most 100,000 records (`--python-max`); its rate
 stands for the larger runs. The floor is the time DuckDB alone takes to read the same files and
 fetch every column as Arrow: `SELECT * FROM read_json(...)` with `.arrow()`.
@@ -232,7 +232,7 @@ def child(engine: str, folder: Path, store_path: Path) -> dict:
             plugin, source = SOURCES[name]
             mapping = load_mapping(ROOT / "mappings" / plugin / f"{source}.yaml")
             if engine == "sql":
-                from integrations.mapping._sql import map_file
+                from integrations.mapping._sql_file import map_file
 
                 report = map_file(mapping, path, tenant_id=TENANT, store=store)
                 events += report.events

@@ -31,9 +31,13 @@ MACROS = [
     # handles is minified (DuckDB's writer, json.dumps with compact separators), so this is exact
     # and much cheaper than parsing the value again. (Few nodes: planning time grows with them.)
     # Type tags: s string, o object, a array, b boolean, n null, i integer, d other number.
-    ("CREATE OR REPLACE TEMP MACRO jt(v) AS coalesce(if(regexp_matches(left(CAST(v AS VARCHAR), 1), '[-0-9]') "
-     "AND regexp_matches(CAST(v AS VARCHAR), '[.eE]'), 'd', translate(left(CAST(v AS VARCHAR), 1), "
-     "'\"{[tfn-0123456789', 'soabbniiiiiiiiiii')), 'n')"),
+    # The number test runs only on values that start like a number (CASE evaluates lazily; an
+    # AND in a projection would scan every value's whole text).
+    ("CREATE OR REPLACE TEMP MACRO jt(v) AS CASE WHEN v IS NULL THEN 'n' "
+     "WHEN CAST(v AS VARCHAR)[1] IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9') "
+     "THEN CASE WHEN contains(CAST(v AS VARCHAR), '.') OR contains(CAST(v AS VARCHAR), 'e') "
+     "OR contains(CAST(v AS VARCHAR), 'E') THEN 'd' ELSE 'i' END "
+     "ELSE coalesce(translate(left(CAST(v AS VARCHAR), 1), '\"{[tfn', 'soabbn'), 'n') END"),
     "CREATE OR REPLACE TEMP MACRO jtruthy(v) AS (v IS NOT NULL AND v::VARCHAR NOT IN ('null', 'false', '\"\"', '[]', '{}'))",
     "CREATE OR REPLACE TEMP MACRO jnull(v) AS (v IS NULL OR v::VARCHAR = 'null')",
     ("CREATE OR REPLACE TEMP MACRO jstr(v) AS CASE WHEN left(CAST(v AS VARCHAR), 1) = '\"' THEN CASE WHEN contains(CAST(v AS VARCHAR), '\\') "
@@ -212,14 +216,46 @@ class Compiler:
         """Compile a whole expression. When any node of it is outside the subset, the whole
         expression runs in Python (one UDF call per row, with Python's own short cuts) rather than
         splicing Python calls into SQL, where each use of a value would call Python again."""
+        reasons = self._fallback_reasons(ast, cur)
+        if reasons:
+            guarded = self._guarded(ast, cur, reasons)
+            return guarded if guarded is not None else self.fallback(ast, cur, reasons)
         scratch = Compiler(prefix="scratch_")
         scratch.node(ast, cur)
-        if scratch.fallbacks:
-            reasons = [f.reason for f in scratch.fallbacks.values()]
-            return self.fallback(ast, cur, "; ".join(dict.fromkeys(reasons)))
         for reason in scratch.reasons:
             self.note(reason)
         return self.node(ast, cur)
+
+    @staticmethod
+    def _fallback_reasons(ast: dict[str, Any], cur: V) -> str:
+        """Why some node of `ast` is outside the subset ('' when all of it compiles)."""
+        scratch = Compiler(prefix="scratch_")
+        scratch.node(ast, cur)
+        return "; ".join(dict.fromkeys(f.reason for f in scratch.fallbacks.values()))
+
+    def _guarded(self, ast: dict[str, Any], cur: V, reasons: str) -> V | None:
+        """`a || rest` (or `a && rest`) where `a` compiles: SQL decides `a`, and Python is called only
+        for the records where `rest` decides the result (the usual shape of a mapping that reads
+        one payload variant directly and decodes another: `event || from_json(gunzip_base64(...))`).
+        `rest` runs in Python whole, as JMESPath would evaluate it after `a`. None: no compiled head."""
+        kind = ast["type"]
+        if kind not in ("or_expression", "and_expression"):
+            return None
+        terms = self._chain(ast, kind)
+        head = 0
+        while head < len(terms) - 1 and not self._fallback_reasons(terms[head], cur):
+            head += 1
+        if head == 0:
+            return None
+        rest = terms[head]
+        for term in terms[head + 1:]:
+            rest = {"type": kind, "children": [rest, term]}
+        compiled = [self.hoist(self.compile(term, cur)) for term in terms[:head]]
+        picks = (lambda t: self.truthy(t)) if kind == "or_expression" else (lambda t: f"NOT {self.truthy(t)}")
+        needed = " AND ".join(f"NOT coalesce({picks(t)}, false)" for t in compiled)
+        tail = self.fallback(rest, cur, reasons + " (only where the compiled head does not decide)",
+                             needed=needed, after=compiled)
+        return self._first(compiled + [tail], picks)
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -311,13 +347,19 @@ class Compiler:
         except Fallback as why:
             return self.fallback(n, cur, why.reason)
 
-    def fallback(self, n: dict[str, Any], cur: V, reason: str) -> V:
+    def fallback(self, n: dict[str, Any], cur: V, reason: str, *, needed: str | None = None,
+                 after: list[V] = ()) -> V:
+        """The node evaluated by the Python UDF; with `needed`, only on the rows where it holds
+        (a CASE runs its branch on those rows alone), reading columns of the values `after`."""
         key = hashlib.sha1(json.dumps(n, sort_keys=True, default=str).encode()).hexdigest()[:16]
         self.fallbacks[key] = FallbackNode(key, n, reason)
         if reason not in self.reasons:
             self.reasons.append(reason)
         scope = cur if cur.kind == "json" else self.to_json(cur)
-        raw = self.hoist(V(f"{_UDF}jmes_eval('{key}', CAST({scope.sql} AS VARCHAR))", "str", None, **_meta(scope)))
+        call = f"{_UDF}jmes_eval('{key}', CAST({scope.sql} AS VARCHAR))"
+        if needed:
+            call = f"CASE WHEN {needed} THEN {call} END"
+        raw = self.hoist(V(call, "str", None, **_meta(scope, *after)))
         return V(f"CAST(nullif({raw.sql}, '{ERROR_MARK}') AS JSON)", "json", f"({raw.sql} IS DISTINCT FROM '{ERROR_MARK}')",
                  **_meta(raw))
 

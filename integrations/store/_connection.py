@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
@@ -19,12 +20,29 @@ from integrations.errors import StoreError
 from integrations.store._schema import LATEST_VERSION, MIGRATIONS
 
 DEFAULT_STORE = Path("data/integrations.duckdb")
+T = TypeVar("T")
 _LOCK_MARKERS = ("could not set lock", "conflicting lock", "database is locked", "lock on file")
 
 
 def _is_lock_error(err: Exception) -> bool:
     text = str(err).lower()
     return any(marker in text for marker in _LOCK_MARKERS)
+
+
+def _waiting_for_lock(path: Path, lock_timeout: float, action: Callable[[], T]) -> T:
+    """Run `action` (which opens the file), retrying up to `lock_timeout` seconds while another process holds it."""
+    deadline = time.monotonic() + lock_timeout
+    delay = 0.02
+    while True:
+        try:
+            return action()
+        except (duckdb.IOException, duckdb.ConnectionException, duckdb.BinderException) as err:
+            if not _is_lock_error(err) or time.monotonic() >= deadline:
+                hint = ("another process is writing the store; only one writer may hold it"
+                        if _is_lock_error(err) else None)
+                raise StoreError(f"cannot open event store: {err}", file=str(path), hint=hint) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 def open_connection(path: Path, *, read_only: bool, lock_timeout: float) -> duckdb.DuckDBPyConnection:
@@ -34,20 +52,20 @@ def open_connection(path: Path, *, read_only: bool, lock_timeout: float) -> duck
                          hint="run `integrations run` (or `make run`) first to create it")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + lock_timeout
-    delay = 0.02
-    while True:
-        try:
-            conn = duckdb.connect(str(path), read_only=read_only)
-            conn.execute("SET TimeZone = 'UTC'")
-            return conn
-        except (duckdb.IOException, duckdb.ConnectionException) as err:
-            if not _is_lock_error(err) or time.monotonic() >= deadline:
-                hint = ("another process is writing the store; only one writer may hold it"
-                        if _is_lock_error(err) else None)
-                raise StoreError(f"cannot open event store: {err}", file=str(path), hint=hint) from None
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+
+    def connect() -> duckdb.DuckDBPyConnection:
+        conn = duckdb.connect(str(path), read_only=read_only)
+        conn.execute("SET TimeZone = 'UTC'")
+        return conn
+
+    return _waiting_for_lock(path, lock_timeout, connect)
+
+
+def attach(conn: duckdb.DuckDBPyConnection, path: Path, *, alias: str, lock_timeout: float) -> None:
+    """ATTACH the file to another database's connection for writing, waiting like `open_connection`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    literal = str(path).replace("'", "''")
+    _waiting_for_lock(path, lock_timeout, lambda: conn.execute(f"ATTACH '{literal}' AS {alias}"))
 
 
 def migrate(conn: duckdb.DuckDBPyConnection) -> int:

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from integrations.errors import StoreError
 from integrations.events import CanonicalEvent
-from integrations.store._connection import DEFAULT_STORE, connection, migrate
+from integrations.store._connection import DEFAULT_STORE, attach, connection, migrate
 
 
 def utcnow() -> datetime:
@@ -124,6 +124,31 @@ class EventStore:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def attached(self, conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One writing transaction on another DuckDB's connection, with the store as its default catalog.
+
+        The fast mapping path computes events in a private in-memory database; attaching the store
+        there merges them straight from its tables, and the file is held only for the merge.
+        """
+        if not self._migrated:
+            self.initialize()
+        alias = "_event_store"
+        attach(conn, self.path, alias=alias, lock_timeout=self.lock_timeout)
+        previous = conn.execute("SELECT current_database()").fetchall()[0][0]
+        try:
+            conn.execute(f"USE {alias}")
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.execute(f"USE {previous}")
+            conn.execute(f"DETACH {alias}")
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:

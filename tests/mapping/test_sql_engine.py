@@ -11,7 +11,8 @@ import duckdb
 import pytest
 
 from integrations.mapping import ENGINES, PythonEngine, get_engine, load_mapping
-from integrations.mapping._sql import SqlEngine, explain, map_file
+from integrations.mapping._sql import SqlEngine, explain
+from integrations.mapping._sql_file import map_file
 from integrations.mapping._sql_regex import Unsupported, to_re2
 from integrations.pipeline import map_items, store_result
 from integrations.records import iter_records
