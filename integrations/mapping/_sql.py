@@ -38,6 +38,9 @@ except ImportError:  # pragma: no cover - older duckdb
     from duckdb.typing import VARCHAR as _VARCHAR
 
 BATCH_SIZE = 20_000
+# Rows per Arrow chunk handed to DuckDB: it schedules one task per chunk, so a batch registered as
+# one chunk would use one core.
+CHUNK_ROWS = 2048
 # Below this many records DuckDB's planning (tens of milliseconds per output) costs more than
 # mapping them in Python: such calls go to the Python engine, whose result is the reference anyway.
 PYTHON_BELOW = 32
@@ -77,6 +80,11 @@ def _py_from_json(texts: pa.Array) -> pa.Array:
         except (ValueError, RecursionError):
             out.append(ERROR_MARK)
     return pa.array(out, pa.string())
+
+
+def chunked(table: pa.Table) -> pa.Table:
+    """The same table in chunks of CHUNK_ROWS rows (zero-copy slices)."""
+    return pa.Table.from_batches(table.to_batches(max_chunksize=CHUNK_ROWS), table.schema)
 
 
 def connect(database: str = ":memory:", conn: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
@@ -395,7 +403,7 @@ class SqlEngine:
         rids = [i for i, t in enumerate(texts) if t is not None]
         table = pa.table({"rid": pa.array(rids, pa.int64()),
                           "rec": pa.array([texts[i] for i in rids], pa.string())})
-        conn.register("_sql_batch", table)
+        conn.register("_sql_batch", chunked(table))
         try:
             for plan in plans:
                 rows = conn.execute(plan.values_query("_sql_batch")).fetchall()

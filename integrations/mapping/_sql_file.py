@@ -27,14 +27,12 @@ from integrations.errors import IntegrationsError
 from integrations.events import CanonicalEvent
 from integrations.mapping._compile import CompiledMapping
 from integrations.mapping._engine import MapResult, PythonEngine, Rejection
-from integrations.mapping._sql import _assemble, _Delegate, connect, plan_mapping
+from integrations.mapping._sql import _assemble, _Delegate, chunked, connect, plan_mapping
 from integrations.mapping._sql_store import EVENT_COLUMNS, install_store_macros, rows_query
 
 # Lines whose JSON DuckDB reads but Python would not (trailing commas), or reads differently (NaN):
 # they go to the Python path, which reads them exactly as `integrations.records` does.
 _PYTHON_ONLY_LINE = r"NOT json_valid(rec) OR regexp_matches(rec, ',\s*[\]}]|NaN|Infinity')"
-# Rows per Arrow chunk: DuckDB schedules one task per chunk, so a batch in one chunk uses one core.
-CHUNK_ROWS = 2048
 
 
 @dataclass
@@ -103,10 +101,6 @@ def _is_json_lines(path) -> bool:
     return bool(rest) or len(head) == (1 << 16)
 
 
-def _chunked(table: pa.Table) -> pa.Table:
-    return pa.Table.from_batches(table.to_batches(max_chunksize=CHUNK_ROWS), table.schema)
-
-
 class _FileMapper:
     """One `map_file` call: the private database, the batches' event rows waiting to be merged, the report."""
 
@@ -145,7 +139,7 @@ class _FileMapper:
         conn, plugin = self.conn, self.mapping.plugin
         tag = f"_b{self.batches}"
         self.batches += 1
-        conn.register("_lines", _chunked(pa.table({"rid": pa.array(range(len(numbers)), pa.int64()), "rec": array})))
+        conn.register("_lines", chunked(pa.table({"rid": pa.array(range(len(numbers)), pa.int64()), "rec": array})))
         python_only = {r[0] for r in conn.execute(f"SELECT rid FROM _lines WHERE {_PYTHON_ONLY_LINE}").fetchall()}
         conn.register("_bad_lines", pa.table({"rid": pa.array(sorted(python_only), pa.int64())}))
         source_rel = "(SELECT rid, rec FROM _lines ANTI JOIN _bad_lines USING (rid))"
