@@ -197,36 +197,47 @@ class EventStore:
         changed content from the same or a higher-ranking source updates the row (keeping
         `ingested_at` and any enrichment), everything else is left alone.
         """
-        wins = f"""(b.source IS NOT DISTINCT FROM e.source
+        # Joins build their hash table on the staged side and stream `events` past it, so memory
+        # follows the batch, not the store (a join that hashed `events` ran out of memory at a
+        # million rows). `_present`: the staged ids the store has, and whether this row replaces it.
+        wins = """(b.source IS NOT DISTINCT FROM e.source
                     OR b.source_precedence < coalesce(e.source_precedence, 100)
                     OR (b.source_precedence = coalesce(e.source_precedence, 100) AND b.source < e.source))"""
-        inserted, updated, unchanged = conn.execute(f"""
-            SELECT count(*) FILTER (WHERE e.event_id IS NULL),
-                   count(*) FILTER (WHERE e.event_id IS NOT NULL AND e.content_hash <> b.content_hash AND {wins}),
-                   count(*) FILTER (WHERE e.event_id IS NOT NULL AND NOT (e.content_hash <> b.content_hash AND {wins}))
-            FROM {staged} b LEFT JOIN events e ON e.event_id = b.event_id AND e.tenant_id = b.tenant_id""").fetchall()[0]
-        now = utcnow()
         conn.execute(f"""
-            UPDATE events SET event_type = b.event_type, kind = b.kind, severity = b.severity,
-                title = b.title, occurred_at = b.occurred_at, updated_at = ?, source = b.source,
-                source_precedence = b.source_precedence,
-                resource_ids = b.resource_ids, hint_values = b.hint_values,
-                attributes = b.attributes::JSON,
-                integration_context = json_merge_patch(b.integration_context::JSON,
-                    json_object('enrichment_metadata',
-                                coalesce(events.integration_context -> 'enrichment_metadata', '{{}}'::JSON))),
-                content_hash = b.content_hash, run_id = ?
-            FROM {staged} b, events e
-            WHERE events.event_id = b.event_id AND events.tenant_id = b.tenant_id
-              AND e.event_id = events.event_id AND events.content_hash <> b.content_hash AND {wins}""", [now, run_id])
-        conn.execute(f"""
-            INSERT INTO events (event_id, tenant_id, event_type, kind, severity, title, occurred_at, ingested_at,
-                                updated_at, source_integration, source, external_id, resource_ids, hint_values,
-                                attributes, integration_context, content_hash, run_id, source_precedence)
-            SELECT b.event_id, b.tenant_id, b.event_type, b.kind, b.severity, b.title, b.occurred_at,
-                   ?, ?, b.source_integration, b.source, b.external_id, b.resource_ids, b.hint_values,
-                   b.attributes::JSON, b.integration_context::JSON, b.content_hash, ?, b.source_precedence
-            FROM {staged} b ANTI JOIN events e ON e.event_id = b.event_id""", [now, now, run_id])
+            CREATE OR REPLACE TEMP TABLE _present AS
+            SELECT b.event_id, coalesce(e.tenant_id = b.tenant_id AND e.content_hash <> b.content_hash AND {wins},
+                                        false) AS changed
+            FROM {staged} b JOIN events e ON e.event_id = b.event_id""")
+        try:
+            total, present, updated = conn.execute(
+                f"SELECT (SELECT count(*) FROM {staged}), count(*), count(*) FILTER (WHERE changed) FROM _present"
+            ).fetchall()[0]
+            inserted, unchanged = total - present, present - updated
+            now = utcnow()
+            if updated:
+                conn.execute(f"""
+                    UPDATE events SET event_type = b.event_type, kind = b.kind, severity = b.severity,
+                        title = b.title, occurred_at = b.occurred_at, updated_at = ?, source = b.source,
+                        source_precedence = b.source_precedence,
+                        resource_ids = b.resource_ids, hint_values = b.hint_values,
+                        attributes = b.attributes::JSON,
+                        integration_context = json_merge_patch(b.integration_context::JSON,
+                            json_object('enrichment_metadata',
+                                        coalesce(events.integration_context -> 'enrichment_metadata', '{{}}'::JSON))),
+                        content_hash = b.content_hash, run_id = ?
+                    FROM (SELECT s.* FROM {staged} s SEMI JOIN _present p ON p.event_id = s.event_id AND p.changed) b
+                    WHERE events.event_id = b.event_id""", [now, run_id])
+            if inserted:
+                conn.execute(f"""
+                    INSERT INTO events (event_id, tenant_id, event_type, kind, severity, title, occurred_at, ingested_at,
+                                        updated_at, source_integration, source, external_id, resource_ids, hint_values,
+                                        attributes, integration_context, content_hash, run_id, source_precedence)
+                    SELECT b.event_id, b.tenant_id, b.event_type, b.kind, b.severity, b.title, b.occurred_at,
+                           ?, ?, b.source_integration, b.source, b.external_id, b.resource_ids, b.hint_values,
+                           b.attributes::JSON, b.integration_context::JSON, b.content_hash, ?, b.source_precedence
+                    FROM {staged} b ANTI JOIN _present p ON p.event_id = b.event_id""", [now, now, run_id])
+        finally:
+            conn.execute("DROP TABLE IF EXISTS _present")
         return UpsertCounts(inserted=inserted, updated=updated, unchanged=unchanged)
 
     def query_events(self, tenant_id: str, *, kind: str | None = None, event_type: str | None = None,
