@@ -228,8 +228,11 @@ def test_whole_set_changed_matches_the_reference_engine_after_an_edit():
     from integrations.preview._validate import compile_text
 
     saved, _ = compile_text(saved_text)
+    # Each edit reads paths the earlier ones did not: the slim copy widens (a whole object above a
+    # path it kept, a new leaf beside one), and must still give the reference engine's figures.
     for edit in ("      attributes.pusher: record.pusher.email", "      attributes.pusher: record.pusher.name\n"
-                 "      attributes.first_file: item.modified[0]"):
+                 "      attributes.first_file: item.modified[0]", "      attributes.pusher: length(record.pusher)",
+                 "      attributes.pusher: record.head_commit.author.email || record.sender.login"):
         edited, issues = compile_text(saved_text.replace("      attributes.pusher: record.pusher.name", edit))
         assert not issues
         key = samples.keys()[0]
@@ -238,6 +241,18 @@ def test_whole_set_changed_matches_the_reference_engine_after_an_edit():
         assert sql.engine == "sql"
         assert sql.changed == ref.changed and sql.changed
         assert [(c.field, c.set) for c in sql.outputs[0].fields] == [(c.field, c.set) for c in ref.outputs[0].fields]
+    # A whole object whose one key the slim copy kept: its value must come from the full record.
+    key = samples.keys()[0]
+    owner_keys = len(samples.record(*key, 0)["repository"]["owner"])  # the mapping reads two of them
+    assert owner_keys > 2
+    literal, issues = compile_text(saved_text.replace("      attributes.pusher: record.pusher.name",
+                                                      f'      attributes.pusher: "`{owner_keys}`"'))
+    whole, more = compile_text(saved_text.replace("      attributes.pusher: record.pusher.name",
+                                                  "      attributes.pusher: length(record.repository.owner)"))
+    assert not issues and not more
+    sql = whole_set_figures(samples, key, whole, tenant_id="demo", saved=literal, python_budget=None)
+    ref = _with_engine(samples, key, whole, "demo", literal)
+    assert sql.changed == ref.changed and len(ref.changed) < ref.records and sql.compared
 
 
 def test_the_slim_projection_keeps_what_expressions_read():

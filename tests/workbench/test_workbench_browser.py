@@ -141,15 +141,30 @@ def _choose(page, label: str, option: str) -> None:
     _idle(page)
 
 
-def _editor(page):
-    return page.get_by_role("textbox", name="Mapping YAML")
+def _ace(page):
+    """The Ace editor inside the editor component's iframe (once the page has settled on one)."""
+    from playwright.sync_api import expect
+
+    frames = page.locator(".st-key-mapping_editor iframe")
+    expect(frames).to_have_count(1, timeout=TIMEOUT_MS)
+    return frames.content_frame.locator("#REACT_ACE_EDITOR")
 
 
-def _edit(page, text: str) -> None:
+def _editor_text(page) -> str:
+    return _ace(page).evaluate("el => el.env.editor.getValue()")
+
+
+def _type_at_end_of_line(page, line: int, keys: list[str]) -> None:
+    """Put the cursor at the end of a line (as a click there would) and type, key by key."""
     _idle(page)
-    editor = _editor(page)
-    editor.fill(text)
-    editor.press("Control+Enter")
+    ace = _ace(page)
+    ace.evaluate(f"el => {{ el.env.editor.focus(); el.env.editor.gotoLine({line}, 0); el.env.editor.navigateLineEnd(); }}")
+    for key in keys:
+        if key in ("Enter", "Backspace"):
+            page.keyboard.press(key)
+        else:
+            page.keyboard.type(key, delay=5)
+    page.wait_for_timeout(700)  # the editor answers 300 ms after the last keystroke
     _idle(page)
 
 
@@ -184,7 +199,8 @@ def test_person_writes_previews_fixes_and_saves_a_new_field(workbench_server, pa
     _choose(page, "Tenant", "demo")
     _choose(page, "Plugin", "github")
     _choose(page, "Source", "push")
-    expect(_editor(page)).to_have_value(original)
+    expect(_ace(page)).to_be_visible(timeout=TIMEOUT_MS)
+    assert _editor_text(page) == original
 
     # Pick a sample by searching for something in it.
     index, unique_text, pusher = _sample_to_pick()
@@ -198,14 +214,18 @@ def test_person_writes_previews_fixes_and_saves_a_new_field(workbench_server, pa
     events = page.locator(".st-key-selected_events")
     expect(events).not_to_contain_text("attributes.pusher_name")
     edited = original.replace(ANCHOR, ANCHOR + "\n      attributes.pusher_name: upper(record.pusher.name)")
-    _edit(page, edited)
+    anchor_line = new_line_no - 1
+    # Typed as a person types it: Enter keeps the indentation; Ace closes the bracket it opens.
+    _type_at_end_of_line(page, anchor_line, ["Enter", "attributes.pusher_name: upper(record.pusher.name)"])
+    assert _editor_text(page) == edited
     expect(events).to_contain_text("attributes.pusher_name", timeout=TIMEOUT_MS)
     expect(events).to_contain_text(pusher.upper())
     events.scroll_into_view_if_needed()
     _shot(page, "mapping-preview")
 
     # A mistake: the error is shown at its line, and the preview waits for a fix.
-    _edit(page, edited.replace("upper(record.pusher.name)", "upper(record.pusher.name"))
+    _type_at_end_of_line(page, new_line_no, ["Backspace"])
+    assert _editor_text(page) == edited.replace("upper(record.pusher.name)", "upper(record.pusher.name")
     errors = page.locator(".st-key-mapping_errors")
     expect(errors).to_contain_text(f"line {new_line_no}:", timeout=TIMEOUT_MS)
     expect(errors).to_contain_text(f">{new_line_no:4d} |")
@@ -213,8 +233,11 @@ def test_person_writes_previews_fixes_and_saves_a_new_field(workbench_server, pa
     errors.scroll_into_view_if_needed()
     _shot(page, "mapping-error")
 
+    expect(_ace(page).locator(".ace_gutter-cell.ace_error")).to_have_text(str(new_line_no))  # marked in the editor
+
     # Fixed and saved.
-    _edit(page, edited)
+    _type_at_end_of_line(page, new_line_no, [")"])
+    assert _editor_text(page) == edited
     expect(page.get_by_text("The mapping is valid.")).to_be_visible(timeout=TIMEOUT_MS)
     expect(events).to_contain_text(pusher.upper(), timeout=TIMEOUT_MS)
     save = page.get_by_role("button", name="Save")

@@ -33,6 +33,15 @@ def _texts(elements) -> list[str]:
     return [str(e.value) for e in elements]
 
 
+EDITOR = "yaml::github/push"  # the page keeps the editor's current text here (the editor itself is a component)
+
+
+def _type(at: AppTest, text: str) -> None:
+    """What the live editor does when a person stops typing: the new text, then a rerun."""
+    at.session_state[EDITOR] = text
+    at.run()
+
+
 def test_mapping_page_previews_marks_the_error_line_and_saves_an_audited_change(workbench_env):
     at = _page("mapping")
     at.run()
@@ -41,20 +50,20 @@ def test_mapping_page_previews_marks_the_error_line_and_saves_an_audited_change(
     at.selectbox(key="source::github").select("push").run()
     assert not at.exception
     original = (workbench_env.mappings / "github" / "push.yaml").read_text()
-    assert at.text_area[0].value == original
+    assert at.session_state[EDITOR] == original
     assert "The mapping is valid." in _texts(at.success)
     assert at.button(key="save").disabled  # nothing to save yet
 
     line = original[: original.index(ANCHOR)].count("\n") + 2
     broken = original.replace(ANCHOR, ANCHOR + "\n      attributes.pusher_name: upper(record.pusher.name")
-    at.text_area[0].set_value(broken).run()
+    _type(at, broken)
     errors = _texts(at.error)
     assert any(e.startswith(f"line {line}:") and "attributes.pusher_name" in e for e in errors), errors
     assert any(f">{line:4d} |" in c for c in _texts(at.code))
     assert at.button(key="save").disabled
 
     fixed = broken.replace("upper(record.pusher.name", "upper(record.pusher.name)")
-    at.text_area[0].set_value(fixed).run()
+    _type(at, fixed)
     assert not at.error
     card = at.table[0].value
     assert "attributes.pusher_name" in card.index
@@ -81,8 +90,8 @@ def test_mapping_page_explains_a_save_the_actor_may_not_make(workbench_env, monk
     at.run()
     at.selectbox(key="plugin").select("github").run()
     at.selectbox(key="source::github").select("push").run()
-    text = at.text_area[0].value
-    at.text_area[0].set_value(text.replace(ANCHOR, ANCHOR + "\n      attributes.x: record.ref")).run()
+    text = at.session_state[EDITOR]
+    _type(at, text.replace(ANCHOR, ANCHOR + "\n      attributes.x: record.ref"))
     at.button(key="save").click().run()
     assert any("mappings.write" in e for e in _texts(at.error))
     assert "attributes.x" not in (workbench_env.mappings / "github" / "push.yaml").read_text()
@@ -168,7 +177,7 @@ def test_the_app_asks_for_the_password_when_one_is_set(workbench_env, monkeypatc
     at = AppTest.from_file(str(ROOT / "workbench" / "app.py"), default_timeout=120)
     at.run()
     assert at.text_input(key="_workbench_password").label == "Password"
-    assert not at.text_area  # nothing else until the password is given
+    assert not at.selectbox  # nothing else until the password is given
     at.text_input(key="_workbench_password").input("wrong").run()
     assert "Wrong password." in _texts(at.error)
     at.text_input(key="_workbench_password").input("s3cret-for-test").run()

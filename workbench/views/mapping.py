@@ -11,7 +11,7 @@ import streamlit as st
 
 from integrations.errors import IntegrationsError
 from integrations.paths import mapping_path
-from integrations.preview import evaluate, parse_records, preview, save
+from integrations.preview import evaluate, parse_records, preview, save, validate
 from integrations.tenants import current_actor
 from workbench import _common
 
@@ -164,6 +164,39 @@ def _scratchpad(record) -> None:
         st.json(value)
 
 
+def _live_editor(editor_key: str) -> str:
+    """The YAML editor (Ace, in a component that answers 300 ms after the last keystroke).
+
+    `st.session_state[editor_key]` holds the current text; the editor is created once from it
+    and then keeps its own content (giving it each answer back would overwrite what was typed
+    meanwhile). Validation errors are shown as annotations in its gutter, at their line.
+    """
+    try:
+        from code_editor import code_editor
+    except ImportError:  # pragma: no cover - a dependency; a plain text box as a fallback
+        return st.text_area("Mapping YAML", key=editor_key, height=520, label_visibility="collapsed")
+    seed_key, seen_key = f"{editor_key}::seed", f"{editor_key}::answer"
+    if seed_key not in st.session_state:
+        st.session_state[seed_key] = (st.session_state[editor_key], len(st.session_state.get("editor_seeds", [])))
+        st.session_state.setdefault("editor_seeds", []).append(editor_key)
+    seed, generation = st.session_state[seed_key]
+    text = st.session_state[editor_key]
+    annotations = [{"row": issue.line - 1, "column": max((issue.col or 1) - 1, 0), "type": "error", "text": str(issue)}
+                   for issue in validate(text) if issue.line]
+    with st.container(key="mapping_editor"):
+        answer = code_editor(seed, lang="yaml", height=[22, 30], response_mode="debounce", key=f"ace::{editor_key}::{generation}",
+                             props={"annotations": annotations, "debounceChangePeriod": 300},
+                             options={"showLineNumbers": True, "tabSize": 2, "useSoftTabs": True, "wrap": False,
+                                      "enableLiveAutocompletion": False, "enableBasicAutocompletion": False,
+                                      "enableSnippets": False})
+    if answer and answer.get("id") and answer.get("id") != st.session_state.get(seen_key):
+        st.session_state[seen_key] = answer["id"]
+        if answer.get("text") is not None and answer["text"] != text:
+            st.session_state[editor_key] = answer["text"]
+            st.rerun()  # the annotations and the preview follow the new text
+    return text
+
+
 st.title("Mapping")
 tenant, plugin, source = _choose()
 _upload(tenant, plugin, source)
@@ -191,8 +224,8 @@ with right:
     editor_key = f"yaml::{plugin}/{source}"
     if editor_key not in st.session_state:
         st.session_state[editor_key] = saved_text if saved_text is not None else TEMPLATE.format(plugin=plugin, source=source)
-    st.caption(f"`{path}` - edit, then Ctrl+Enter (or click outside) to preview.")
-    text = st.text_area("Mapping YAML", key=editor_key, height=520, label_visibility="collapsed")
+    st.caption(f"`{path}` - the preview follows as you type; errors are marked at their line.")
+    text = _live_editor(editor_key)
     result = preview(text, samples, tenant=tenant, plugin=plugin, source=source, limit=PAGE_LIMIT,
                      selected=selected, saved=saved_text if saved_text is not None else False, whole_set=False)
     _issues_panel(text, result.issues)
