@@ -279,7 +279,7 @@ def _empty_rows_sql() -> str:
 
 
 def map_file(mapping: CompiledMapping, path, *, tenant_id: str, store, run_id: str | None = None,
-             batch_size: int = 100_000, batch_bytes: int = 16 << 20, memory_limit: str = "512MB",
+             batch_size: int = 100_000, batch_bytes: int = 24 << 20, memory_limit: str = "448MB",
              flush_events: int = 100_000, keep_dead_letters: bool = True) -> FileReport:
     """Map a JSON Lines file and upsert the events into `store`, batch by batch, memory bounded.
 
