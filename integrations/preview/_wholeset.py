@@ -37,6 +37,7 @@ from integrations.preview._samples import SampleKey, SampleSet
 DEPTH = 3  # slim records keep paths down to this depth (deeper reads keep the subtree)
 _CACHE_TABLES = 160
 _MAX_SLIMS = 4  # wider slim copies per loaded set before expressions read the full records
+_MAX_SHRED_KEYS = 200  # top-level keys kept apart for widening (more: new paths read whole records)
 _SCALAR_TYPES = "('VARCHAR', 'BIGINT', 'UBIGINT', 'BOOLEAN')"
 _ISO = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?)?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?"
 
@@ -344,6 +345,7 @@ class WholeSet:
         self.outcomes: dict = {}  # the saved mapping's reference-engine outcomes, by record
         self.macros = False
         self.slims: dict[tuple, list[tuple[str, set[Path_] | None]]] = {}
+        self.shreds: dict[tuple, tuple[str, list[str]]] = {}
         self.action_counts: dict[tuple, dict[str, int]] = {}
 
     @classmethod
@@ -389,6 +391,8 @@ class WholeSet:
             for table, _paths in self.slims.pop(old):
                 if table.startswith("_ws_"):
                     self.samples.connection.execute(f"DROP TABLE IF EXISTS {table}")
+        for old in [k for k in self.shreds if k[0] == key and k[1] != version]:
+            self.samples.connection.execute(f"DROP TABLE IF EXISTS {self.shreds.pop(old)[0]}")
         full = self.samples.relation_sql(*key)
         wanted = read_projection(mappings)
         if wanted is None:
@@ -396,6 +400,7 @@ class WholeSet:
             return full, None
         paths = _existing(wanted, self.structure(key, version))
         table = self._slim_table(key, paths)
+        self.shredded(key)  # now, with the set's first figures, so that a new path later reads little
         self.slims[(key, version)] = [(table, paths)]
         return table, paths
 
@@ -415,6 +420,7 @@ class WholeSet:
             source = f"SELECT rid, rec, json_extract(rec, [{extract}]) AS e FROM {full}"
         else:
             base_table, base_paths = base
+            shred_table, top_keys = self.shredded(key)
             texts = {_jpath(p): p for p in paths}
             texts.update({_jpath(p[:i]): p[:i] for p in paths for i in range(1, len(p))})
             # From the narrower copy: what it holds (a kept path and below) and the objects above its
@@ -425,14 +431,46 @@ class WholeSet:
             fresh = [t for t in listed if t not in kept]
             items = [f"k[{kept.index(t) + 1}]" if t in kept else f"f[{fresh.index(t) + 1}]" for t in listed]
             k = f"json_extract(b.rec, [{', '.join(_lit(t) for t in kept)}])" if kept else "[]::JSON[]"
-            f = f"json_extract(r.rec, [{', '.join(_lit(t) for t in fresh)}])" if fresh else "[]::JSON[]"
-            source = (f"SELECT rid, rec, [{', '.join(items)}] AS e FROM (SELECT r.rid, r.rec, {k} AS k, {f} AS f "
-                      f"FROM {full} AS r JOIN {base_table} AS b ON b.rid = r.rid)")
+            # The new paths are read from the record's top-level values they start with (kept apart
+            # once per loaded set), not from the whole record: a new path costs a small parse.
+            tops = sorted({texts[t][0] for t in fresh})
+            if fresh and all(top in top_keys for top in tops):
+                parts = ", ".join(f"{_lit(top)}, r.c{top_keys.index(top)}" for top in tops)
+                doc, rel = f"json_object({parts})", shred_table
+            else:
+                doc, rel = "r.rec", full
+            f = f"json_extract({doc}, [{', '.join(_lit(t) for t in fresh)}])" if fresh else "[]::JSON[]"
+            source = (f"SELECT rid, rec, [{', '.join(items)}] AS e FROM (SELECT b.rid, b.rec, {k} AS k, {f} AS f "
+                      f"FROM {rel} AS r JOIN {base_table} AS b ON b.rid = r.rid)")
         # Records are stored as valid, stripped JSON text: an object starts with '{' (no second parse).
         self.samples.connection.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT rid, CASE WHEN left(rec, 1) = '{{' "
             f"THEN CAST({build} AS VARCHAR) ELSE rec END AS rec FROM ({source}) ORDER BY rid")
         return table
+
+    def shredded(self, key: SampleKey) -> tuple[str, list[str]]:
+        """A table of each record's top-level values as JSON text (`c0`, `c1`... in the order of the
+        returned keys), made with the first slim copy; no keys when the records are not objects."""
+        version = self.samples.version(*key)
+        found = self.shreds.get((key, version))
+        if found is None:
+            structure = self.structure(key, version)
+            keys = sorted(structure) if isinstance(structure, dict) else []
+            table = self._name("shred")
+            if keys and len(keys) <= _MAX_SHRED_KEYS:
+                extract = ", ".join(_lit(_jpath((k,))) for k in keys)
+                columns = ", ".join(f"e[{i + 1}] AS c{i}" for i in range(len(keys)))
+                self.samples.connection.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT rid, {columns} FROM (SELECT rid, "
+                    f"CASE WHEN left(rec, 1) = '{{' THEN json_extract(rec, [{extract}]) END AS e "
+                    f"FROM {self.samples.relation_sql(*key)}) ORDER BY rid")
+            else:
+                keys = []
+                self.samples.connection.execute(
+                    f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT 0::BIGINT AS rid LIMIT 0")
+            found = (table, keys)
+            self.shreds[(key, version)] = found
+        return found
 
     def source_for(self, key: SampleKey, version: int, paths: set[Path_] | None) -> str:
         """The first slim copy that has everything `paths` read (the oldest first, so cached tables
