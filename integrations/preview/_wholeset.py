@@ -36,7 +36,7 @@ from integrations.preview._samples import SampleKey, SampleSet
 
 DEPTH = 3  # slim records keep paths down to this depth (deeper reads keep the subtree)
 _CACHE_TABLES = 160
-_MAX_SLIMS = 4  # wider slim copies per loaded set before expressions read the full records
+_MAX_SLIMS = 16  # slim copies per loaded set before expressions read the full records
 _MAX_SHRED_KEYS = 200  # top-level keys kept apart for widening (more: new paths read whole records)
 _SCALAR_TYPES = "('VARCHAR', 'BIGINT', 'UBIGINT', 'BOOLEAN')"
 _ISO = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}([.][0-9]+)?)?)?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?"
@@ -404,9 +404,9 @@ class WholeSet:
         self.slims[(key, version)] = [(table, paths)]
         return table, paths
 
-    def _slim_table(self, key: SampleKey, paths: set[Path_], base: tuple[str, set[Path_]] | None = None) -> str:
-        """A slim copy keeping `paths`. With `base` (a narrower slim copy and its paths), what that copy
-        already holds is read from it and only the other paths from the full records."""
+    def _slim_table(self, key: SampleKey, paths: set[Path_], *, from_shred: bool = False) -> str:
+        """A slim copy keeping `paths`: read from the full records, or (`from_shred`) from the records'
+        top-level values kept apart by `shredded`, which only parses the values the paths start in."""
         full = self.samples.relation_sql(*key)
         table = self._name("slim")
         if not paths:
@@ -415,33 +415,16 @@ class WholeSet:
                 f"THEN '{{}}' ELSE rec END AS rec FROM {full} ORDER BY rid")
             return table
         listed, build = _slim_sql(paths)
-        if base is None:
-            extract = ", ".join(_lit(p) for p in listed)
-            source = f"SELECT rid, rec, json_extract(rec, [{extract}]) AS e FROM {full}"
+        extract = ", ".join(_lit(p) for p in listed)
+        shred, top_keys = self.shredded(key) if from_shred else ("", [])
+        tops = sorted({p[0] for p in paths})
+        if top_keys and all(top in top_keys for top in tops):
+            parts = ", ".join(f"{_lit(top)}, c{top_keys.index(top)}" for top in tops)
+            # `whole`: a record that is not an object, kept as it is (NULL for objects).
+            source = (f"SELECT rid, coalesce(whole, '{{}}') AS rec, json_extract(json_object({parts}), [{extract}]) AS e "
+                      f"FROM {shred}")
         else:
-            base_table, base_paths = base
-            shred_table, top_keys = self.shredded(key)
-            texts = {_jpath(p): p for p in paths}
-            texts.update({_jpath(p[:i]): p[:i] for p in paths for i in range(1, len(p))})
-            # From the narrower copy: what it holds (a kept path and below) and the objects above its
-            # paths (there, an object keeps its type and a non-object its whole value).
-            kept = [t for t in listed
-                    if any(texts[t][:len(b)] == b for b in base_paths)
-                    or (texts[t] not in paths and any(b[:len(texts[t])] == texts[t] for b in base_paths))]
-            fresh = [t for t in listed if t not in kept]
-            items = [f"k[{kept.index(t) + 1}]" if t in kept else f"f[{fresh.index(t) + 1}]" for t in listed]
-            k = f"json_extract(b.rec, [{', '.join(_lit(t) for t in kept)}])" if kept else "[]::JSON[]"
-            # The new paths are read from the record's top-level values they start with (kept apart
-            # once per loaded set), not from the whole record: a new path costs a small parse.
-            tops = sorted({texts[t][0] for t in fresh})
-            if fresh and all(top in top_keys for top in tops):
-                parts = ", ".join(f"{_lit(top)}, r.c{top_keys.index(top)}" for top in tops)
-                doc, rel = f"json_object({parts})", shred_table
-            else:
-                doc, rel = "r.rec", full
-            f = f"json_extract({doc}, [{', '.join(_lit(t) for t in fresh)}])" if fresh else "[]::JSON[]"
-            source = (f"SELECT rid, rec, [{', '.join(items)}] AS e FROM (SELECT b.rid, b.rec, {k} AS k, {f} AS f "
-                      f"FROM {rel} AS r JOIN {base_table} AS b ON b.rid = r.rid)")
+            source = f"SELECT rid, rec, json_extract(rec, [{extract}]) AS e FROM {full}"
         # Records are stored as valid, stripped JSON text: an object starts with '{' (no second parse).
         self.samples.connection.execute(
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT rid, CASE WHEN left(rec, 1) = '{{' "
@@ -461,8 +444,9 @@ class WholeSet:
                 extract = ", ".join(_lit(_jpath((k,))) for k in keys)
                 columns = ", ".join(f"e[{i + 1}] AS c{i}" for i in range(len(keys)))
                 self.samples.connection.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT rid, {columns} FROM (SELECT rid, "
-                    f"CASE WHEN left(rec, 1) = '{{' THEN json_extract(rec, [{extract}]) END AS e "
+                    f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT rid, whole, {columns} FROM (SELECT rid, "
+                    f"CASE WHEN left(rec, 1) = '{{' THEN json_extract(rec, [{extract}]) END AS e, "
+                    f"CASE WHEN left(rec, 1) <> '{{' THEN rec END AS whole "
                     f"FROM {self.samples.relation_sql(*key)}) ORDER BY rid")
             else:
                 keys = []
@@ -474,19 +458,18 @@ class WholeSet:
 
     def source_for(self, key: SampleKey, version: int, paths: set[Path_] | None) -> str:
         """The first slim copy that has everything `paths` read (the oldest first, so cached tables
-        stay valid). An expression that starts reading another existing path gets a wider copy,
-        made once in one pass over the full records, so the edits after it are quick again."""
+        stay valid). An expression that starts reading another existing path gets a copy of its own
+        paths, made from the records' top-level values (a small parse), so edits stay quick."""
         slims = self.slims[(key, version)]
         structure = self.structure(key, version)
         for slim, slim_paths in slims:
             if _covers(slim_paths, paths, structure):
                 return slim
-        widest = slims[-1][1]
-        if paths is None or widest is None or len(slims) >= _MAX_SLIMS:
+        if paths is None or slims[0][1] is None or len(slims) >= _MAX_SLIMS:
             return self.samples.relation_sql(*key)
-        wider = _existing(widest | paths, structure)
-        table = self._slim_table(key, wider, base=slims[-1])
-        slims.append((table, wider))
+        own = _existing(paths, structure)
+        table = self._slim_table(key, own, from_shred=True)
+        slims.append((table, own))
         return table
 
     def actions(self, key: SampleKey, version: int) -> dict[str, int]:
