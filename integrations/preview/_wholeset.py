@@ -9,7 +9,8 @@ and a signature of its values. Figures are aggregates of those rows.
 Two things keep it fast while a person types:
 - a *slim* copy of the records, holding only the paths the mappings read (cut at a list or at
   depth 3, and only paths that exist in the set), so a 8 KB GitHub payload becomes a few hundred
-  bytes; it is rebuilt only when an expression starts reading a path that exists;
+  bytes; an expression that starts reading another existing path gets a slim copy of its own
+  paths, made from the records' top-level values (kept apart once per loaded set);
 - the rows of each output are cached by the output's text, so editing one output recomputes
   only that one, and the saved mapping is computed once.
 
