@@ -143,6 +143,34 @@ def test_explain_names_compiled_and_fallback_fields():
         PythonEngine().map(load_mapping(text), records, tenant_id="t"))
 
 
+def test_python_runs_only_where_the_compiled_head_of_an_or_does_not_decide(monkeypatch):
+    """`item.id || sort_by(...)`: SQL decides the records with an id; Python sees only the others."""
+    from integrations.mapping import _sql
+
+    calls = []
+
+    class Counting(type(_sql._INTERPRETER)):
+        def visit(self, node, value):
+            if any(node is root for root in _sql._FALLBACK_NODES.values()):  # not the recursive visits
+                calls.append(value)
+            return super().visit(node, value)
+
+    monkeypatch.setattr(_sql, "_INTERPRETER", Counting(_sql.OPTIONS))
+    text = PUSH.replace("external_id: item.id", "external_id: \"item.id || sort_by(record.x, &y)[0].y\"")
+    mapping = load_mapping(text)
+    (row,) = [r for r in explain(mapping) if r[1] == "external_id"]
+    assert row[2] == "fallback" and "only where the compiled head does not decide" in row[3]
+    records = [push_record(2) for _ in range(40)]
+    without_id = push_record(1)
+    for commit in without_id["commits"]:
+        commit.pop("id")
+    without_id["x"] = [{"y": "b"}, {"y": "a"}]
+    records.append(without_id)
+    sql = SqlEngine(python_below=0).map(mapping, records, tenant_id="t")
+    assert _key(sql) == _key(PythonEngine().map(mapping, records, tenant_id="t"))
+    assert 0 < len(calls) <= len(without_id["commits"])  # one call per commit without an id, none for the rest
+
+
 @pytest.mark.parametrize("pattern", [
     r"^refs/heads/(.+)$", r"(?i)task timed out", r"^\s*([^\r\n]{0,200})", r"(?i)^(.+?)[-_.](?:5xx|errors?)(?:[-_.]|$)",
     r"([0-9]+)$", r"x$", r"(a)|(b)", r"\bword\b", r"[\w.]+@[\w.]+", r"\d{2,3}", r"(?:^|[\s\[\]])(error)(?:$|[\s\]])",
