@@ -90,6 +90,38 @@ def _search(expr: CompiledExpression, data: Any, field: str) -> Any:
 def _build_event(out: CompiledOutput, scope: Any, tenant_id: str, plugin: str) -> CanonicalEvent:
     """One event from one scope (the record, or {item, record} inside for_each)."""
     values: dict[str, Any] = {name: _search(expr, scope, name) for name, expr in out.fields.items()}
+    parts = field_parts(out, values)
+    severity = "info"
+    for cond, level in out.severity:
+        if cond is None or is_truthy(_search(cond, scope, "severity")):
+            severity = level
+            break
+    hints = [hint for hint_type, expr, confidence in out.hints
+             for hint in hint_entries(hint_type, _search(expr, scope, "correlation_hints"), confidence)]
+    links = []
+    for link_type, url_expr, desc_expr, meta in out.links:
+        url = _search(url_expr, scope, "evidence_links")
+        if url is None or url == "":
+            continue
+        description = _search(desc_expr, scope, "evidence_links") if desc_expr is not None else None
+        metadata = {k: v for k, e in meta.items() if (v := _search(e, scope, "evidence_links")) is not None}
+        links.append(link_entry(link_type, url, description, metadata))
+    data = event_data(out, tenant_id, plugin, severity=severity,
+                      resource_ids=as_text_list(values.get("resource_ids"), "resource_ids"),
+                      hints=hints, links=links, **parts)
+    try:
+        return CanonicalEvent.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise RecordError(f"invalid event: {loc}: {first['msg']}", field=loc) from None
+
+
+# -- the event rules, on evaluated values: every engine applies these, so rejections agree -----------
+
+
+def field_parts(out: CompiledOutput, values: dict[str, Any]) -> dict[str, Any]:
+    """external_id, occurred_at, original_timestamp, title and attributes from the fields' values."""
     for name in out.spec.required:
         if values.get(name) is None and not (name.startswith("attributes.") and _nested(values.get("attributes"), name)):
             raise RecordError(f"required field '{name}' is missing (the expression gave null)", field=name,
@@ -111,36 +143,21 @@ def _build_event(out: CompiledOutput, scope: Any, tenant_id: str, plugin: str) -
     for name, value in values.items():
         if name.startswith("attributes.") and value is not None:
             set_path(attributes, name[len("attributes."):], value)
-    severity = "info"
-    for cond, level in out.severity:
-        if cond is None or is_truthy(_search(cond, scope, "severity")):
-            severity = level
-            break
-    hints = []
-    for hint_type, expr, confidence in out.hints:
-        for value in as_text_list(_search(expr, scope, "correlation_hints"), "correlation_hints"):
-            if value:
-                hints.append({"type": hint_type, "value": value, "confidence": confidence})
-    links = []
-    for link_type, url_expr, desc_expr, meta in out.links:
-        url = _search(url_expr, scope, "evidence_links")
-        if url is None or url == "":
-            continue
-        description = _search(desc_expr, scope, "evidence_links") if desc_expr is not None else None
-        metadata = {k: v for k, e in meta.items() if (v := _search(e, scope, "evidence_links")) is not None}
-        links.append({"type": link_type, "url": as_text(url, "evidence_links"),
-                      "description": "" if description is None else as_text(description, "evidence_links"),
-                      "metadata": metadata})
-    data = event_data(out, tenant_id, plugin, external_id=external_id, occurred_at=occurred_at,
-                      original_timestamp=original_timestamp, title=title, severity=severity,
-                      resource_ids=as_text_list(values.get("resource_ids"), "resource_ids"),
-                      attributes=attributes, hints=hints, links=links)
-    try:
-        return CanonicalEvent.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise RecordError(f"invalid event: {loc}: {first['msg']}", field=loc) from None
+    return {"external_id": external_id, "occurred_at": occurred_at, "original_timestamp": original_timestamp,
+            "title": title, "attributes": attributes}
+
+
+def hint_entries(hint_type: str, value: Any, confidence: float) -> list[dict[str, Any]]:
+    """The correlation hints of one template's value (a text or a list of texts; empty ones dropped)."""
+    return [{"type": hint_type, "value": text, "confidence": confidence}
+            for text in as_text_list(value, "correlation_hints") if text]
+
+
+def link_entry(link_type: str, url: Any, description: Any, metadata: dict[str, Any]) -> dict[str, Any]:
+    """One evidence link (the caller skips a null or empty url)."""
+    return {"type": link_type, "url": as_text(url, "evidence_links"),
+            "description": "" if description is None else as_text(description, "evidence_links"),
+            "metadata": metadata}
 
 
 def event_data(out: CompiledOutput, tenant_id: str, plugin: str, *, external_id: str, occurred_at: Any,

@@ -27,9 +27,9 @@ from pydantic import ValidationError
 from integrations.errors import IntegrationsError
 from integrations.events import CanonicalEvent
 from integrations.mapping._compile import CompiledMapping, CompiledOutput
-from integrations.mapping._engine import MapResult, PythonEngine, _nested, event_data
+from integrations.mapping._engine import MapResult, PythonEngine, event_data, field_parts, hint_entries, link_entry
 from integrations.mapping._sql_compile import ERROR_MARK, Compiler, V, _and, install_macros
-from integrations.mapping._values import as_text, as_text_list, parse_timestamp, set_path
+from integrations.mapping._values import as_text_list
 from integrations.mapping.functions import OPTIONS
 
 try:  # duckdb >= 1.4 moved the type objects
@@ -48,8 +48,9 @@ _FALLBACK_NODES: dict[str, dict[str, Any]] = {}
 _INTERPRETER = TreeInterpreter(OPTIONS)
 
 
-class _Delegate(Exception):
-    """The SQL result cannot be vouched for: the record goes to the Python engine."""
+# What `_assemble` raises when the event rules reject SQL's values: the record goes to the Python
+# engine, whose rejection (with its field and expression) is the one reported.
+ASSEMBLY_ERRORS = (IntegrationsError, ValidationError, ValueError, TypeError)
 
 
 def _jmes_eval(keys: pa.Array, scopes: pa.Array) -> pa.Array:
@@ -265,39 +266,17 @@ def explain(mapping: CompiledMapping) -> list[tuple[str, str, str, str]]:
 
 
 def _assemble(plan: OutputPlan, vals: list[Any], tenant_id: str, plugin: str) -> CanonicalEvent:
-    """`_engine._build_event` on values computed by SQL; any rejection -> _Delegate."""
+    """`_engine._build_event` on values computed by SQL (in `event_values` order); a RecordError means
+    the Python engine decides the record."""
     out = plan.out
     n = len(plan.fields)
     values = dict(zip(out.fields.keys(), vals[:n]))
+    parts = field_parts(out, values)
     severity = vals[n]
     k = n + 1
-    hint_values = vals[k:k + len(plan.hints)]
+    hints = [hint for (hint_type, _expr, confidence), value in zip(out.hints, vals[k:k + len(plan.hints)])
+             for hint in hint_entries(hint_type, value, confidence)]
     k += len(plan.hints)
-    for name in out.spec.required:
-        if values.get(name) is None and not (name.startswith("attributes.") and _nested(values.get("attributes"), name)):
-            raise _Delegate
-    external_id = as_text(values.get("external_id"), "external_id")
-    if external_id == "":
-        raise _Delegate
-    raw_time = values.get("occurred_at")
-    occurred_at = parse_timestamp(raw_time, "occurred_at")
-    original = values.get("original_timestamp", raw_time)
-    original_timestamp = as_text(original, "original_timestamp") if original is not None else as_text(raw_time, "occurred_at")
-    title = as_text(values.get("title"), "title")
-    attributes: dict[str, Any] = {}
-    whole = values.get("attributes")
-    if whole is not None:
-        if not isinstance(whole, dict):
-            raise _Delegate
-        attributes.update({key: v for key, v in whole.items() if v is not None})
-    for name, value in values.items():
-        if name.startswith("attributes.") and value is not None:
-            set_path(attributes, name[len("attributes."):], value)
-    hints = []
-    for (hint_type, _expr, confidence), value in zip(out.hints, hint_values):
-        for text in as_text_list(value, "correlation_hints"):
-            if text:
-                hints.append({"type": hint_type, "value": text, "confidence": confidence})
     links = []
     for link_type, _url, desc_expr, meta in out.links:
         url = vals[k]
@@ -310,14 +289,11 @@ def _assemble(plan: OutputPlan, vals: list[Any], tenant_id: str, plugin: str) ->
         k += len(meta)
         if url is None or url == "":
             continue
-        metadata = {key: v for key, v in zip(meta.keys(), metas) if v is not None}
-        links.append({"type": link_type, "url": as_text(url, "evidence_links"),
-                      "description": "" if description is None else as_text(description, "evidence_links"),
-                      "metadata": metadata})
-    data = event_data(out, tenant_id, plugin, external_id=external_id, occurred_at=occurred_at,
-                      original_timestamp=original_timestamp, title=title, severity=severity,
+        links.append(link_entry(link_type, url, description,
+                                {key: v for key, v in zip(meta.keys(), metas) if v is not None}))
+    data = event_data(out, tenant_id, plugin, severity=severity,
                       resource_ids=as_text_list(values.get("resource_ids"), "resource_ids"),
-                      attributes=attributes, hints=hints, links=links)
+                      hints=hints, links=links, **parts)
     return CanonicalEvent.model_validate(data)
 
 
@@ -416,7 +392,7 @@ class SqlEngine:
                         continue
                     try:
                         mine.append(_assemble(plan, json.loads(vals), tenant_id, plugin))
-                    except (_Delegate, IntegrationsError, ValidationError, ValueError, TypeError):
+                    except ASSEMBLY_ERRORS:
                         events[rid] = None
         finally:
             conn.unregister("_sql_batch")

@@ -19,15 +19,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
-from pydantic import ValidationError
 
-from integrations.errors import IntegrationsError
 from integrations.events import CanonicalEvent
 from integrations.mapping._compile import CompiledMapping
 from integrations.mapping._engine import MapResult, PythonEngine, Rejection
-from integrations.mapping._sql import _assemble, _Delegate, chunked, connect, plan_mapping
+from integrations.mapping._sql import ASSEMBLY_ERRORS, _assemble, chunked, connect, plan_mapping
 from integrations.mapping._sql_store import EVENT_COLUMNS, install_store_macros, rows_query
 
 # Lines whose JSON DuckDB reads but Python would not (trailing commas), or reads differently (NaN):
@@ -157,7 +154,7 @@ class _FileMapper:
                     continue
                 try:
                     py_rows.append((rid, out, pos, _assemble(plan, json.loads(vals), self.tenant_id, plugin)))
-                except (_Delegate, IntegrationsError, ValidationError, ValueError, TypeError):
+                except ASSEMBLY_ERRORS:
                     delegated.add(rid)
         py_rows = [r for r in py_rows if r[0] not in delegated]
         self.report.python_rows += len(py_rows)

@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from integrations.errors import UsageError
 from integrations.paths import samples_dir
+from integrations.store._connection import in_transaction
 
 
 class SampleKey(NamedTuple):
@@ -159,8 +160,7 @@ class SampleSet:
     def _store(self, key: SampleKey, texts: Iterable[str], origin: str, append: bool, *, checked: bool) -> int:
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN TRANSACTION")
-            try:
+            with in_transaction(conn):
                 if not append:
                     conn.execute("DELETE FROM samples WHERE tenant = ? AND plugin = ? AND source = ?", list(key))
                 start = conn.execute("SELECT count(*) FROM samples WHERE tenant = ? AND plugin = ? AND source = ?",
@@ -174,10 +174,6 @@ class SampleSet:
                 if batch:
                     start = self._insert(key, batch, start, checked)
                 conn.execute("INSERT OR REPLACE INTO sample_sets VALUES (?, ?, ?, ?, ?)", [*key, origin, start])
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             self._version[key] = self._version.get(key, 0) + 1
             return start
 

@@ -393,7 +393,9 @@ class WholeSet:
                 if table.startswith("_ws_"):
                     self.samples.connection.execute(f"DROP TABLE IF EXISTS {table}")
         for old in [k for k in self.shreds if k[0] == key and k[1] != version]:
-            self.samples.connection.execute(f"DROP TABLE IF EXISTS {self.shreds.pop(old)[0]}")
+            table = self.shreds.pop(old)[0]
+            if table:
+                self.samples.connection.execute(f"DROP TABLE IF EXISTS {table}")
         full = self.samples.relation_sql(*key)
         wanted = read_projection(mappings)
         if wanted is None:
@@ -440,8 +442,9 @@ class WholeSet:
         if found is None:
             structure = self.structure(key, version)
             keys = sorted(structure) if isinstance(structure, dict) else []
-            table = self._name("shred")
+            found = ("", [])  # nothing kept apart: new paths are read from the whole records
             if keys and len(keys) <= _MAX_SHRED_KEYS:
+                table = self._name("shred")
                 extract = ", ".join(_lit(_jpath((k,))) for k in keys)
                 columns = ", ".join(f"e[{i + 1}] AS c{i}" for i in range(len(keys)))
                 self.samples.connection.execute(
@@ -449,11 +452,7 @@ class WholeSet:
                     f"CASE WHEN left(rec, 1) = '{{' THEN json_extract(rec, [{extract}]) END AS e, "
                     f"CASE WHEN left(rec, 1) <> '{{' THEN rec END AS whole "
                     f"FROM {self.samples.relation_sql(*key)}) ORDER BY rid")
-            else:
-                keys = []
-                self.samples.connection.execute(
-                    f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT 0::BIGINT AS rid LIMIT 0")
-            found = (table, keys)
+                found = (table, keys)
             self.shreds[(key, version)] = found
         return found
 

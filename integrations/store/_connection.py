@@ -68,6 +68,18 @@ def attach(conn: duckdb.DuckDBPyConnection, path: Path, *, alias: str, lock_time
     _waiting_for_lock(path, lock_timeout, lambda: conn.execute(f"ATTACH '{literal}' AS {alias}"))
 
 
+@contextlib.contextmanager
+def in_transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Everything inside commits together, or rolls back on any exception."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
 def migrate(conn: duckdb.DuckDBPyConnection) -> int:
     """Apply the migrations the file lacks; returns the version it is now at."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
@@ -79,15 +91,10 @@ def migrate(conn: duckdb.DuckDBPyConnection) -> int:
     for version, _title, statements in MIGRATIONS:
         if version <= current:
             continue
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with in_transaction(conn):
             for statement in statements:
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_version VALUES (?, now())", [version])
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
         current = version
     return current
 

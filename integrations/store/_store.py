@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from integrations.errors import StoreError
 from integrations.events import CanonicalEvent
-from integrations.store._connection import DEFAULT_STORE, attach, connection, migrate
+from integrations.store._connection import DEFAULT_STORE, attach, connection, in_transaction, migrate
 
 
 def utcnow() -> datetime:
@@ -117,13 +117,8 @@ class EventStore:
             if not self._migrated:
                 migrate(conn)
                 self._migrated = True
-            conn.execute("BEGIN TRANSACTION")
-            try:
+            with in_transaction(conn):
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
 
     @contextlib.contextmanager
     def attached(self, conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -139,13 +134,8 @@ class EventStore:
         previous = conn.execute("SELECT current_database()").fetchall()[0][0]
         try:
             conn.execute(f"USE {alias}")
-            conn.execute("BEGIN TRANSACTION")
-            try:
+            with in_transaction(conn):
                 yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         finally:
             conn.execute(f"USE {previous}")
             conn.execute(f"DETACH {alias}")

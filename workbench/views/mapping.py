@@ -176,15 +176,12 @@ def _live_editor(editor_key: str) -> str:
     except ImportError:  # pragma: no cover - a dependency; a plain text box as a fallback
         return st.text_area("Mapping YAML", key=editor_key, height=520, label_visibility="collapsed")
     seed_key, seen_key = f"{editor_key}::seed", f"{editor_key}::answer"
-    if seed_key not in st.session_state:
-        st.session_state[seed_key] = (st.session_state[editor_key], len(st.session_state.get("editor_seeds", [])))
-        st.session_state.setdefault("editor_seeds", []).append(editor_key)
-    seed, generation = st.session_state[seed_key]
+    seed = st.session_state.setdefault(seed_key, st.session_state[editor_key])
     text = st.session_state[editor_key]
     annotations = [{"row": issue.line - 1, "column": max((issue.col or 1) - 1, 0), "type": "error", "text": str(issue)}
                    for issue in validate(text) if issue.line]
     with st.container(key="mapping_editor"):
-        answer = code_editor(seed, lang="yaml", height=[22, 30], response_mode="debounce", key=f"ace::{editor_key}::{generation}",
+        answer = code_editor(seed, lang="yaml", height=[22, 30], response_mode="debounce", key=f"ace::{editor_key}",
                              props={"annotations": annotations, "debounceChangePeriod": 300},
                              options={"showLineNumbers": True, "tabSize": 2, "useSoftTabs": True, "wrap": False,
                                       "enableLiveAutocompletion": False, "enableBasicAutocompletion": False,
