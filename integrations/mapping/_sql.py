@@ -143,10 +143,14 @@ class OutputPlan:
         oks = [v.ok for v in self.event_values()] + [self.severity_ok]
         return f"coalesce({_and(*oks) or 'true'}, false)"
 
-    def relation(self, source: str) -> str:
-        """CTEs ending in `scopes`: one row per (record, element) that makes an event, plus `bad` rows."""
+    def relation(self, source: str, held: bool = False) -> str:
+        """CTEs ending in `scopes`: one row per (record, element) that makes an event, plus `bad` rows.
+
+        With `held`, `source` also gives `held` (a line SQL must not read: its `rec` is NULL, and
+        it comes out as one `bad` row) and `line` (the text as read, passed through).
+        """
         c = self.compiler
-        ctes = [f"s0 AS (SELECT rid, rec FROM {source})"]
+        ctes = [f"s0 AS (SELECT rid, rec{', held, line' if held else ''} FROM {source})"]
         prev = "s0"
 
         def stage(items: list[str], extra: str = "") -> None:
@@ -162,12 +166,13 @@ class OutputPlan:
         when_truthy = c.truthy(self.when) if self.when is not None else "true"
         when_ok = f"coalesce({self.when.ok}, false)" if self.when is not None and self.when.ok else "true"
         if self.for_each is None:
-            stage([f"NOT {when_ok} AS bad"], f" WHERE NOT {when_ok} OR {when_truthy}")
+            not_ok = f"(held OR NOT {when_ok})" if held else f"NOT {when_ok}"
+            stage([f"{not_ok} AS bad"], f" WHERE {not_ok} OR {when_truthy}")
             stage(["0::BIGINT AS pos"])
         else:
             fe = c.to_json(self.for_each)
             fe_ok = f"coalesce({fe.ok}, false)" if fe.ok else "true"
-            all_ok = f"({when_ok} AND (NOT {when_truthy} OR ({fe_ok} AND {self.fe_type} IN ('a', 'n'))))"
+            all_ok = f"({'NOT held AND ' if held else ''}{when_ok} AND (NOT {when_truthy} OR ({fe_ok} AND {self.fe_type} IN ('a', 'n'))))"
             items = (f"CASE WHEN NOT {all_ok} THEN [NULL::JSON] WHEN {when_truthy} AND {self.fe_type} = 'a' "
                      f"THEN from_json({fe.sql}, '[\"JSON\"]') ELSE []::JSON[] END AS items")
             stage([f"NOT {all_ok} AS bad", items])

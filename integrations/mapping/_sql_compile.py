@@ -33,14 +33,18 @@ MACROS = [
     # Type tags: s string, o object, a array, b boolean, n null, i integer, d other number.
     # The number test runs only on values that start like a number (CASE evaluates lazily; an
     # AND in a projection would scan every value's whole text).
-    ("CREATE OR REPLACE TEMP MACRO jt(v) AS CASE WHEN v IS NULL THEN 'n' "
-     "WHEN CAST(v AS VARCHAR)[1] IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9') "
-     "THEN CASE WHEN contains(CAST(v AS VARCHAR), '.') OR contains(CAST(v AS VARCHAR), 'e') "
-     "OR contains(CAST(v AS VARCHAR), 'E') THEN 'd' ELSE 'i' END "
+    # ord() of the first character: `v[1]` and left() were 7 times slower (they count characters),
+    # and jt() runs on nearly every value.
+    ("CREATE OR REPLACE TEMP MACRO jt_of(o, v) AS CASE WHEN o = 34 THEN 's' WHEN o = 123 THEN 'o' "
+     "WHEN o = 91 THEN 'a' WHEN o = 116 OR o = 102 THEN 'b' WHEN o = 110 THEN 'n' "
+     "WHEN o = 45 OR (o >= 48 AND o <= 57) THEN CASE WHEN contains(CAST(v AS VARCHAR), '.') "
+     "OR contains(CAST(v AS VARCHAR), 'e') OR contains(CAST(v AS VARCHAR), 'E') THEN 'd' ELSE 'i' END "
      "ELSE coalesce(translate(left(CAST(v AS VARCHAR), 1), '\"{[tfn', 'soabbn'), 'n') END"),
+    ("CREATE OR REPLACE TEMP MACRO jt(v) AS CASE WHEN v IS NULL THEN 'n' "
+     "ELSE jt_of(ord(CAST(v AS VARCHAR)), v) END"),
     "CREATE OR REPLACE TEMP MACRO jtruthy(v) AS (v IS NOT NULL AND v::VARCHAR NOT IN ('null', 'false', '\"\"', '[]', '{}'))",
     "CREATE OR REPLACE TEMP MACRO jnull(v) AS (v IS NULL OR v::VARCHAR = 'null')",
-    ("CREATE OR REPLACE TEMP MACRO jstr(v) AS CASE WHEN left(CAST(v AS VARCHAR), 1) = '\"' THEN CASE WHEN contains(CAST(v AS VARCHAR), '\\') "
+    ("CREATE OR REPLACE TEMP MACRO jstr(v) AS CASE WHEN ord(CAST(v AS VARCHAR)) = 34 THEN CASE WHEN contains(CAST(v AS VARCHAR), '\\') "
      "THEN CAST(v AS JSON)->>'$' ELSE CAST(v AS VARCHAR)[2:-2] END END"),
     # An integer (a Python int) as HUGEINT; NULL for anything else (floats go to Python).
     "CREATE OR REPLACE TEMP MACRO jint2(v, t) AS CASE WHEN t = 'i' THEN TRY_CAST(CAST(v AS VARCHAR) AS HUGEINT) END",

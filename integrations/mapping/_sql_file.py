@@ -2,12 +2,18 @@
 
 Mapping runs in a private in-memory DuckDB, not on the store's connection: the store file is
 held only while a group of finished events is merged (a few seconds), never while they are
-computed, so the workbench and notebooks keep reading between groups. Each batch of lines is
-handed to DuckDB as small Arrow chunks so that both cores work on it (a single chunk is one
-task). Events gather in the private database (it spills to a temporary folder past
-`memory_limit`) and are merged in groups of about `flush_events`, each group one transaction with
-its dead letters. The store ends exactly as `pipeline.ingest` with the Python engine leaves it
-(raw records are not kept).
+computed, so the workbench and notebooks keep reading between groups.
+
+The file is read in segments of up to `segment_records` lines, and each output of the mapping
+is one query over a segment. The lines reach DuckDB as a stream of small Arrow batches that
+Python reads from the file while DuckDB pulls them: both cores work on the query, memory does
+not grow with the segment, and a query is planned once per segment (planning a mapping's query
+takes 0.3-0.7 s, which per batch of a few thousand records cost a third of the run). Lines that
+SQL must not read (invalid JSON, or JSON that DuckDB reads but Python would not) are held back
+inside the same query and come out as rows for Python. Events gather in the private database (it
+spills to a temporary folder past `memory_limit`) and are merged in groups of about
+`flush_events`, each group one transaction with its dead letters. The store ends exactly as
+`pipeline.ingest` with the Python engine leaves it (raw records are not kept).
 """
 
 from __future__ import annotations
@@ -24,12 +30,16 @@ import pyarrow as pa
 from integrations.events import CanonicalEvent
 from integrations.mapping._compile import CompiledMapping
 from integrations.mapping._engine import MapResult, PythonEngine, Rejection
-from integrations.mapping._sql import ASSEMBLY_ERRORS, _assemble, chunked, connect, plan_mapping
+from integrations.mapping._sql import ASSEMBLY_ERRORS, CHUNK_ROWS, _assemble, connect, plan_mapping
 from integrations.mapping._sql_store import EVENT_COLUMNS, install_store_macros, rows_query
 
 # Lines whose JSON DuckDB reads but Python would not (trailing commas), or reads differently (NaN):
 # they go to the Python path, which reads them exactly as `integrations.records` does.
 _PYTHON_ONLY_LINE = r"NOT json_valid(rec) OR regexp_matches(rec, ',\s*[\]}]|NaN|Infinity')"
+# The rows of a segment's stream, with the lines SQL must not read held back (see `relation`).
+_SOURCE = ("(SELECT rid, CASE WHEN held THEN NULL ELSE rec END AS rec, held, rec AS line "
+           f"FROM (SELECT rid, rec, ({_PYTHON_ONLY_LINE}) AS held FROM _lines))")
+_LINE_SCHEMA = pa.schema([("rid", pa.int64()), ("rec", pa.string())])
 
 
 @dataclass
@@ -47,37 +57,109 @@ class FileReport:
     delegated: int = 0  # records the Python engine mapped because SQL could not vouch for them
     python_rows: int = 0  # events built in Python from SQL values
     flushes: int = 0  # store transactions
+    segments: int = 0  # queries per output
     rejections: list = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items() if k != "rejections"}
 
 
-def _line_batches(path, batch_size: int, batch_bytes: int) -> Iterator[tuple[int, list[int], pa.Array]]:
-    """(first position, line numbers, texts as an Arrow array) of the non-blank lines of a file.
+class _LineFile:
+    """The non-blank lines of a text file, read once, in order, as `integrations.records` reads them."""
 
-    The Python strings of a batch are dropped once Arrow holds the text: a batch costs its size
-    about once in Python's heap, not three times.
+    def __init__(self, path) -> None:
+        self.path = path
+        self.handle = open(path, encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.lines = enumerate(self.handle, start=1)
+        self.ahead: tuple[int, str] | None = None
+        self.position = 0  # records handed out so far
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def _next(self) -> tuple[int, str] | None:
+        if self.ahead is not None:
+            item, self.ahead = self.ahead, None
+            return item
+        for line_no, line in self.lines:
+            if line.strip():
+                return line_no, line.rstrip("\r\n")
+        return None
+
+    def more(self) -> bool:
+        if self.ahead is None:
+            self.ahead = self._next()
+        return self.ahead is not None
+
+    def take(self, limit: int) -> Iterator[tuple[int, str]]:
+        """Up to `limit` (line number, text) pairs, continuing where the last call stopped."""
+        for _ in range(limit):
+            item = self._next()
+            if item is None:
+                return
+            self.position += 1
+            yield item
+
+
+class _Segment:
+    """Up to `size` records of the file, as streams of Arrow batches `(rid, rec)`; rid is the position.
+
+    The first stream continues the shared file; a mapping with several outputs scans the segment
+    once per output, and the later streams read the same lines again from a fresh handle.
     """
-    numbers: list[int] = []
+
+    def __init__(self, lines: _LineFile, size: int) -> None:
+        self.lines = lines
+        self.size = size
+        self.first = lines.position
+        self.numbers: list[int] = []  # line number of each record, filled by the first stream
+        self.streamed = False
+
+    def stream(self) -> pa.RecordBatchReader:
+        items = self._again() if self.streamed else self._first_pass()
+        self.streamed = True
+        return pa.RecordBatchReader.from_batches(_LINE_SCHEMA, _batches(items, self.first))
+
+    def _first_pass(self) -> Iterator[tuple[int, str]]:
+        for line_no, text in self.lines.take(self.size):
+            self.numbers.append(line_no)
+            yield line_no, text
+
+    def _again(self) -> Iterator[tuple[int, str]]:
+        if not self.numbers:
+            return
+        wanted = iter(self.numbers)
+        target = next(wanted)
+        with open(self.lines.path, encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, start=1):
+                if line_no == target:
+                    yield line_no, line.rstrip("\r\n")
+                    target = next(wanted, None)
+                    if target is None:
+                        return
+
+    def line_no(self, rid: int) -> int:
+        return self.numbers[rid - self.first]
+
+    @property
+    def count(self) -> int:
+        return len(self.numbers)
+
+
+def _batches(items: Iterator[tuple[int, str]], first: int) -> Iterator[pa.RecordBatch]:
+    """CHUNK_ROWS records per batch: DuckDB gives each batch of a stream to whichever thread is free."""
     texts: list[str] = []
-    size = 0
-    position = 0
-    with open(path, encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            numbers.append(line_no)
-            texts.append(line.rstrip("\r\n"))
-            size += len(line)
-            if len(texts) >= batch_size or size >= batch_bytes:
-                array = pa.array(texts, pa.string())
-                texts = []
-                yield position, numbers, array
-                position += len(numbers)
-                numbers, size = [], 0
+    rid = first
+    for _line_no, text in items:
+        texts.append(text)
+        if len(texts) == CHUNK_ROWS:
+            yield pa.record_batch([pa.array(range(rid, rid + len(texts)), pa.int64()), pa.array(texts, pa.string())],
+                                  schema=_LINE_SCHEMA)
+            rid += len(texts)
+            texts = []
     if texts:
-        yield position, numbers, pa.array(texts, pa.string())
+        yield pa.record_batch([pa.array(range(rid, rid + len(texts)), pa.int64()), pa.array(texts, pa.string())],
+                              schema=_LINE_SCHEMA)
 
 
 def _is_json_lines(path) -> bool:
@@ -129,23 +211,23 @@ class _FileMapper:
         self.conn.close()
         shutil.rmtree(self.spill, ignore_errors=True)
 
-    # -- one batch of lines --------------------------------------------------------------------
+    # -- one segment of the file ---------------------------------------------------------------
 
-    def map_batch(self, first: int, numbers: list[int], array: pa.Array) -> None:
-        """Map a batch into temp tables `_b<n>_rows<i>` (SQL-built rows) and `_b<n>_py` (Python-built)."""
+    def map_segment(self, segment: _Segment) -> None:
+        """Map a segment into temp tables `_b<n>_rows<i>` (SQL-built rows) and `_b<n>_py` (Python-built)."""
         conn, plugin = self.conn, self.mapping.plugin
         tag = f"_b{self.batches}"
         self.batches += 1
-        conn.register("_lines", chunked(pa.table({"rid": pa.array(range(len(numbers)), pa.int64()), "rec": array})))
-        python_only = {r[0] for r in conn.execute(f"SELECT rid FROM _lines WHERE {_PYTHON_ONLY_LINE}").fetchall()}
-        conn.register("_bad_lines", pa.table({"rid": pa.array(sorted(python_only), pa.int64())}))
-        source_rel = "(SELECT rid, rec FROM _lines ANTI JOIN _bad_lines USING (rid))"
-        delegated = set(python_only)
+        delegated: set[int] = set()
         py_rows: list[tuple[int, int, int, CanonicalEvent]] = []
         tables = [f"{tag}_rows{i}" for i in range(len(self.plans))]
         for plan, (i, table) in zip(self.plans, enumerate(tables)):
-            conn.execute(f"CREATE TEMP TABLE {table} AS "
-                         + rows_query(plan, i, source_rel, self.tenant_id, plugin, self.mapping.source))
+            conn.register("_lines", segment.stream())
+            try:
+                conn.execute(f"CREATE TEMP TABLE {table} AS "
+                             + rows_query(plan, i, _SOURCE, self.tenant_id, plugin, self.mapping.source, held=True))
+            finally:
+                conn.unregister("_lines")
             for (rid,) in conn.execute(f"SELECT DISTINCT rid FROM {table} WHERE bad OR NOT ok").fetchall():
                 delegated.add(rid)
             for rid, out, pos, vals in conn.execute(
@@ -156,11 +238,10 @@ class _FileMapper:
                     py_rows.append((rid, out, pos, _assemble(plan, json.loads(vals), self.tenant_id, plugin)))
                 except ASSEMBLY_ERRORS:
                     delegated.add(rid)
+        self.report.segments += 1
         py_rows = [r for r in py_rows if r[0] not in delegated]
         self.report.python_rows += len(py_rows)
-        result = self._python_records(first, numbers, delegated, py_rows)
-        conn.unregister("_lines")
-        conn.unregister("_bad_lines")
+        result = self._python_records(segment, tables, delegated, py_rows)
         # Keep only the rows SQL vouches for, of records no engine handed to Python.
         conn.register("_deleg", pa.table({"rid": pa.array(sorted(delegated), pa.int64())}))
         sql_mapped = set()
@@ -169,52 +250,54 @@ class _FileMapper:
             sql_mapped.update(r[0] for r in conn.execute(f"SELECT DISTINCT rid FROM {table}").fetchall())
         conn.unregister("_deleg")
         sql_mapped.update(r[0] for r in py_rows if r[0] not in delegated)  # built in Python from SQL's values
-        self._stage(tag, first, tables, py_rows)
+        self._stage(tag, tables, py_rows)
         report = self.report
-        report.read += len(numbers)
+        report.read += segment.count
         report.mapped += len(sql_mapped) + result.mapped
         report.rejected += result.rejected
-        report.filtered += len(numbers) - len(sql_mapped) - result.mapped - result.rejected
+        report.filtered += segment.count - len(sql_mapped) - result.mapped - result.rejected
         report.rejections.extend(result.rejections)
         self.staged_rejections.extend(result.rejections)
         if self.staged_events >= self.flush_events:
             self.flush()
 
-    def _python_records(self, first: int, numbers: list[int], delegated: set[int],
+    def _python_records(self, segment: _Segment, tables: list[str], delegated: set[int],
                         py_rows: list[tuple[int, int, int, CanonicalEvent]]) -> MapResult:
         """Records SQL could not vouch for: read and mapped exactly as the Python path does."""
         result = MapResult()
         if not delegated:
             return result
-        texts = dict(self.conn.execute("SELECT rid, rec FROM _lines WHERE list_contains(?, rid)",
-                                       [sorted(delegated)]).fetchall())
+        texts: dict[int, str] = {}
+        for table in tables:  # every row SQL did not build carries its record's line
+            texts.update(self.conn.execute(f"SELECT rid, any_value(line) FROM {table} WHERE line IS NOT NULL "
+                                           "AND list_contains(?, rid) GROUP BY rid", [sorted(delegated)]).fetchall())
         for rid in sorted(delegated):
             text = texts[rid]
             try:
                 record = json.loads(text)
             except ValueError as err:
                 result.read += 1
-                result.rejections.append(Rejection(record_index=first + rid, record={"unparsed_line": text[:2000]},
-                                                   reason=f"line {numbers[rid]} is not valid JSON: {err}"))
+                result.rejections.append(Rejection(record_index=rid, record={"unparsed_line": text[:2000]},
+                                                   reason=f"line {segment.line_no(rid)} is not valid JSON: {err}"))
                 continue
-            one = self.python.map(self.mapping, [record], tenant_id=self.tenant_id, start_index=first + rid)
+            one = self.python.map(self.mapping, [record], tenant_id=self.tenant_id, start_index=rid)
             result.extend(one)
             py_rows.extend((rid, 0, k, ev) for k, ev in enumerate(one.events))
         self.report.delegated += len(delegated)
         return result
 
-    def _stage(self, tag: str, first: int, tables: list[str], py_rows: list[tuple[int, int, int, CanonicalEvent]]) -> None:
-        """Name this batch's event rows (SQL-built and Python-built) for the next flush; nothing is copied."""
+    def _stage(self, tag: str, tables: list[str], py_rows: list[tuple[int, int, int, CanonicalEvent]]) -> None:
+        """Name this segment's event rows (SQL-built and Python-built) for the next flush; nothing is copied."""
         from integrations.store._store import _event_rows
 
         cols = ", ".join(EVENT_COLUMNS)
         for table in tables:
-            self.staged.append(f"SELECT rid + {first} AS rid, out, pos, {cols}, "
+            self.staged.append(f"SELECT rid, out, pos, {cols}, "
                                f"{self.precedence}::INTEGER AS source_precedence FROM {table}")
             self.tables.append(table)
         if py_rows:
             rows = _event_rows([ev for *_k, ev in py_rows], self.mapping.source, self.precedence).drop_columns(["seq"])
-            rows = rows.append_column("rid", pa.array([r[0] + first for r in py_rows], pa.int64()))
+            rows = rows.append_column("rid", pa.array([r[0] for r in py_rows], pa.int64()))
             rows = rows.append_column("out", pa.array([r[1] for r in py_rows], pa.int32()))
             rows = rows.append_column("pos", pa.array([r[2] for r in py_rows], pa.int64()))
             self.conn.register("_pyrows", rows)
@@ -276,9 +359,9 @@ def _empty_rows_sql() -> str:
 
 
 def map_file(mapping: CompiledMapping, path, *, tenant_id: str, store, run_id: str | None = None,
-             batch_size: int = 100_000, batch_bytes: int = 24 << 20, memory_limit: str = "448MB",
-             flush_events: int = 100_000, keep_dead_letters: bool = True) -> FileReport:
-    """Map a JSON Lines file and upsert the events into `store`, batch by batch, memory bounded.
+             segment_records: int = 100_000, memory_limit: str = "448MB", flush_events: int = 100_000,
+             keep_dead_letters: bool = True) -> FileReport:
+    """Map a JSON Lines file and upsert the events into `store`, segment by segment, memory bounded.
 
     Gives the store exactly what `pipeline.ingest` with the Python engine gives it (raw records
     are not kept). A file that is one JSON document goes through `SqlEngine.map`.
@@ -287,11 +370,13 @@ def map_file(mapping: CompiledMapping, path, *, tenant_id: str, store, run_id: s
         return _map_document(mapping, Path(path), tenant_id=tenant_id, store=store, run_id=run_id)
     mapper = _FileMapper(mapping, tenant_id=tenant_id, store=store, run_id=run_id, memory_limit=memory_limit,
                          flush_events=flush_events, keep_dead_letters=keep_dead_letters)
+    lines = _LineFile(path)
     try:
-        for first, numbers, array in _line_batches(path, batch_size, batch_bytes):
-            mapper.map_batch(first, numbers, array)
+        while lines.more():
+            mapper.map_segment(_Segment(lines, segment_records))
         mapper.flush()
     finally:
+        lines.close()
         mapper.close()
     return mapper.report
 

@@ -220,14 +220,14 @@ def row_stages(plan, tenant_id: str, plugin: str) -> list[list[str]]:
             guards.append(f"({skip} OR {_is_null(mv)} OR {_canon(mv)} IS NOT NULL)")
         meta_text = "('{' || concat_ws(',', " + ", ".join(entries) + ") || '}')" if entries else "'{}'"
         guards.append(f"({skip} OR ({url_text} IS NOT NULL AND {desc_text} IS NOT NULL))")
-        link_texts.append(f"CASE WHEN NOT {skip} THEN '{{\"description\":' || to_json({desc_text}) || "
-                          f"',\"metadata\":' || {meta_text} || ',\"type\":' || {_json_text(link_type)} || "
-                          f"',\"url\":' || to_json({url_text}) || '}}' END")
+        link_texts.append(f"CASE WHEN NOT {skip} THEN concat('{{\"description\":', to_json({desc_text}), "
+                          f"',\"metadata\":', {meta_text}, ',\"type\":', {_json_text(link_type)}, "
+                          f"',\"url\":', to_json({url_text}), '}}') END")
     links = ("concat_ws(',', " + ", ".join(link_texts) + ")") if link_texts else "''"
     kind = out.spec.kind
-    context = (f"'{{\"correlation_hints\":[' || ev_hints_text || '],\"enrichment_metadata\":{{}},\"evidence_links\":[' "
-               f"|| ev_links_text || '],\"external_id\":' || to_json(ev_ext) || ',\"original_timestamp\":' "
-               f"|| to_json(ev_orig) || ',\"source_integration\":' || {_json_text(plugin)} || '}}'")
+    context = (f"concat('{{\"correlation_hints\":[', ev_hints_text, '],\"enrichment_metadata\":{{}},\"evidence_links\":[', "
+               f"ev_links_text, '],\"external_id\":', to_json(ev_ext), ',\"original_timestamp\":', "
+               f"to_json(ev_orig), ',\"source_integration\":', {_json_text(plugin)}, '}}')")
     name_prefix = " || chr(31) || ".join(sql_str(x) for x in (tenant_id, plugin, kind)) + " || chr(31)"
     first = [
         f"{ext} AS ev_ext",
@@ -243,34 +243,40 @@ def row_stages(plan, tenant_id: str, plugin: str) -> list[list[str]]:
         f"coalesce({' AND '.join(f'({g})' for g in guards) if guards else 'true'}, false) AND {str(static_ok).lower()} AS ev_guard",
     ]
     second = [f"uuid5hex({name_prefix} || ev_ext) AS ev_h", f"{context} AS ev_context"]
-    third = ["substr(ev_h, 1, 8) || '-' || substr(ev_h, 9, 4) || '-5' || substr(ev_h, 14, 3) || '-' || "
-             "substr('89ab89ab89ab89ab', strpos('0123456789abcdef', substr(ev_h, 17, 1)), 1) || substr(ev_h, 18, 3) "
-             "|| '-' || substr(ev_h, 21, 12) AS event_id"]
-    whole = (f"'{{\"attributes\":' || ev_attributes || ',\"event_id\":\"' || event_id || '\",\"event_type\":' || "
-             f"{_json_text(out.spec.event_type)} || ',\"integration_context\":' || ev_context || ',\"kind\":' || "
-             f"{_json_text(kind)} || ',\"occurred_at\":\"' || rfc3339(ev_ts) || '\",\"resource_ids\":' || "
-             f"to_json(ev_rids) || ',\"severity\":\"' || ev_severity || '\",\"tenant_id\":' || {_json_text(tenant_id)} "
-             f"|| ',\"title\":' || to_json(ev_title) || '}}' AS ev_whole")
+    third = ["concat(substr(ev_h, 1, 8), '-', substr(ev_h, 9, 4), '-5', substr(ev_h, 14, 3), '-', "
+             "substr('89ab89ab89ab89ab', strpos('0123456789abcdef', substr(ev_h, 17, 1)), 1), substr(ev_h, 18, 3), "
+             "'-', substr(ev_h, 21, 12)) AS event_id"]
+    whole = (f"concat('{{\"attributes\":', ev_attributes, ',\"event_id\":\"', event_id, '\",\"event_type\":', "
+             f"{_json_text(out.spec.event_type)}, ',\"integration_context\":', ev_context, ',\"kind\":', "
+             f"{_json_text(kind)}, ',\"occurred_at\":\"', rfc3339(ev_ts), '\",\"resource_ids\":', "
+             f"to_json(ev_rids), ',\"severity\":\"', ev_severity, '\",\"tenant_id\":', {_json_text(tenant_id)}, "
+             f"',\"title\":', to_json(ev_title), '}}') AS ev_whole")
     stages = [first, second, third, [whole]]
     return pre.stages() + stages
 
 
-def rows_query(plan, out_index: int, source_rel: str, tenant_id: str, plugin: str, source: str) -> str:
-    """Scope rows with every `events` column where `sqlrow`, else the values for Python to build."""
+def rows_query(plan, out_index: int, source_rel: str, tenant_id: str, plugin: str, source: str,
+               held: bool = False) -> str:
+    """Scope rows with every `events` column where `sqlrow`, else the values for Python to build.
+
+    With `held` (see `OutputPlan.relation`), rows SQL did not build also carry the record's `line`.
+    """
     stages = row_stages(plan, tenant_id, plugin)
     listed = ", ".join(f"CAST({Compiler.to_json(v).sql} AS JSON)" for v in plan.event_values())
     ctes = [f"r0 AS (SELECT *, {plan.scope_ok()} AS ok FROM scopes)"]
     for i, items in enumerate(stages, start=1):
         ctes.append(f"r{i} AS (SELECT *, {', '.join(items)} FROM r{i - 1})")
     last = f"r{len(stages)}"
-    sqlrow = "(ok AND NOT bad AND ev_guard AND NOT contains(ev_whole, '\\u00'))"
+    # concat() skips NULLs, so the parts that could be NULL once the guard holds are tested here.
+    sqlrow = "coalesce(ok AND NOT bad AND ev_guard AND ev_severity IS NOT NULL AND NOT contains(ev_whole, '\\u00'), false)"
     ctes.append(f"rr AS (SELECT *, {sqlrow} AS sqlrow FROM {last})")
-    return (plan.relation(source_rel) + ",\n" + ",\n".join(ctes) + "\n"
+    line = ", CASE WHEN NOT sqlrow THEN line END AS line" if held else ""
+    return (plan.relation(source_rel, held) + ",\n" + ",\n".join(ctes) + "\n"
             f"SELECT rid, {out_index}::INTEGER AS out, pos, bad, ok, sqlrow, "
             f"event_id, {sql_str(tenant_id)} AS tenant_id, {sql_str(plan.out.spec.event_type)} AS event_type, "
             f"{sql_str(plan.out.spec.kind)} AS kind, ev_severity AS severity, ev_title AS title, ev_ts AS occurred_at, "
             f"{sql_str(plugin)} AS source_integration, {sql_str(source)} AS source, ev_ext AS external_id, "
             f"ev_rids AS resource_ids, ev_hint_values AS hint_values, ev_attributes AS attributes, "
             f"ev_context AS integration_context, sha256(ev_whole) AS content_hash, "
-            f"CASE WHEN ok AND NOT bad AND NOT sqlrow THEN to_json([{listed}]::JSON[]) END AS vals "
+            f"CASE WHEN ok AND NOT bad AND NOT sqlrow THEN to_json([{listed}]::JSON[]) END AS vals{line} "
             f"FROM rr")

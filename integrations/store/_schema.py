@@ -163,4 +163,42 @@ MIGRATIONS.append((4, "raw records keep their arrival order", [
     "ALTER TABLE events ADD COLUMN IF NOT EXISTS source_precedence INTEGER",
 ]))
 
+# DuckDB's default for text columns (dictionary + FSST, chosen per segment) spent about 60% of a
+# bulk write choosing and training its compression; zstd on the long, unique texts writes about
+# 1.7 times faster and makes a smaller file (measured on 190,000 events: 3.4 s / 160 MB against
+# 2.0 s / 68 MB). The short repeated texts (tenant, kind, severity) keep the dictionary, which
+# their filters read fast. DuckDB cannot change a column's compression in place: the table is
+# copied.
+_ZSTD = "USING COMPRESSION zstd"
+MIGRATIONS.append((5, "events: long texts compressed with zstd", [
+    f"""CREATE TABLE events_v5 (
+        event_id VARCHAR {_ZSTD} PRIMARY KEY,
+        tenant_id VARCHAR NOT NULL,
+        event_type VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        severity VARCHAR NOT NULL,
+        title VARCHAR {_ZSTD} NOT NULL,
+        occurred_at TIMESTAMPTZ NOT NULL,
+        ingested_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        source_integration VARCHAR NOT NULL,
+        source VARCHAR,
+        external_id VARCHAR {_ZSTD} NOT NULL,
+        resource_ids VARCHAR[] NOT NULL,
+        hint_values VARCHAR[] NOT NULL,
+        attributes JSON {_ZSTD} NOT NULL,
+        integration_context JSON {_ZSTD} NOT NULL,
+        content_hash VARCHAR {_ZSTD} NOT NULL,
+        run_id VARCHAR,
+        source_precedence INTEGER
+    )""",
+    """INSERT INTO events_v5 SELECT event_id, tenant_id, event_type, kind, severity, title, occurred_at,
+        ingested_at, updated_at, source_integration, source, external_id, resource_ids, hint_values,
+        attributes, integration_context, content_hash, run_id, source_precedence FROM events""",
+    "DROP INDEX IF EXISTS events_tenant_time",
+    "DROP TABLE events",
+    "ALTER TABLE events_v5 RENAME TO events",
+    "CREATE INDEX events_tenant_time ON events (tenant_id, occurred_at)",
+]))
+
 LATEST_VERSION = MIGRATIONS[-1][0]

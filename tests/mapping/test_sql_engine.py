@@ -95,11 +95,32 @@ def test_map_file_reads_bad_lines_like_the_python_path(tmp_path):
     python_store, sql_store = EventStore(tmp_path / "p.duckdb"), EventStore(tmp_path / "s.duckdb")
     result = map_items(PythonEngine(), mapping, iter_records(path), "acme")
     store_result(python_store, tenant_id="acme", plugin=mapping.plugin, source=mapping.source, result=result)
-    report = map_file(mapping, path, tenant_id="acme", store=sql_store, batch_size=3)
+    report = map_file(mapping, path, tenant_id="acme", store=sql_store, segment_records=3)
     assert (report.read, report.mapped, report.filtered, report.rejected) == (
         result.read, result.mapped, result.filtered, result.rejected)
     assert [(r.record_index, r.reason) for r in report.rejections] == [(r.record_index, r.reason)
                                                                        for r in result.rejections]
+    assert _store_dump(sql_store) == _store_dump(python_store)
+
+
+def test_map_file_scans_each_segment_once_per_output(tmp_path):
+    """Two outputs over segments of 2 records: the second output reads the same lines again, bad ones too."""
+    text = PUSH.replace("outputs:\n", "outputs:\n  - kind: push\n    event_type: delivery\n    fields:\n"
+                        "      external_id: ref\n      occurred_at: \"'2024-01-01T00:00:00Z'\"\n      title: ref\n")
+    mapping = load_mapping(text)
+    lines = [json.dumps(push_record(2, ref=f"refs/heads/b{i}")) for i in range(5)]
+    lines[2:2] = ["", "{not json", '{"commits": [1,],}']
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    python_store, sql_store = EventStore(tmp_path / "p.duckdb"), EventStore(tmp_path / "s.duckdb")
+    result = map_items(PythonEngine(), mapping, iter_records(path), "acme")
+    store_result(python_store, tenant_id="acme", plugin=mapping.plugin, source=mapping.source, result=result)
+    report = map_file(mapping, path, tenant_id="acme", store=sql_store, segment_records=2)
+    assert report.segments == 4 and report.events == 15
+    assert (report.read, report.mapped, report.rejected) == (result.read, result.mapped, result.rejected)
+    assert [(r.record_index, r.reason) for r in report.rejections] == [(r.record_index, r.reason)
+                                                                       for r in result.rejections]
+    assert "line 4 is not valid JSON" in report.rejections[0].reason
     assert _store_dump(sql_store) == _store_dump(python_store)
 
 

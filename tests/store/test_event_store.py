@@ -103,6 +103,27 @@ def test_schema_is_versioned_and_migrates_forward(store_path: Path):
     assert {"events", "dead_letter", "runs", "watermarks", "raw_records"} <= tables
 
 
+def test_a_version_4_store_keeps_its_events_when_events_move_to_zstd(store_path: Path, monkeypatch):
+    import integrations.store._connection as connection
+    from integrations.store._schema import MIGRATIONS
+
+    with monkeypatch.context() as patch:
+        patch.setattr(connection, "MIGRATIONS", [m for m in MIGRATIONS if m[0] <= 4])
+        old = EventStore(store_path)
+        assert old.upsert_events(events()).inserted == 3
+        before = old.query_events("demo")
+    store = EventStore(store_path)
+    store.initialize()
+    assert store.query_events("demo") == before
+    again = store.upsert_events(events())
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 3)
+    conn = duckdb.connect(str(store_path))
+    ddl = conn.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'events'").fetchall()[0][0]
+    indexes = {r[0] for r in conn.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'events'").fetchall()}
+    conn.close()
+    assert "attributes JSON USING COMPRESSION ZSTD" in ddl and "events_tenant_time" in indexes
+
+
 def test_reading_a_missing_store_says_what_to_do(tmp_path: Path):
     with pytest.raises(StoreError, match="no event store") as info:
         with EventStore(tmp_path / "none.duckdb").reader():
