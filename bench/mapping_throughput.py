@@ -15,7 +15,7 @@ Each engine maps the three files with the shipped mappings and writes the events
 (`events written to the store`), in its own subprocess, so that its peak resident memory
 (`ru_maxrss`) is its own. The Python engine reads, maps and upserts in batches of 10,000 through
 `pipeline.store_result`; the compiled engine runs `_sql_file.map_file` (DuckDB end to end, in
-batches). The Python engine is measured on at most 100,000 records (`--python-max`); its rate
+streamed segments). The Python engine is measured on at most 100,000 records (`--python-max`); its rate
 stands for the larger runs. The floor is the time DuckDB alone takes to read the same files and
 fetch every column as Arrow: `SELECT * FROM read_json(...)` with `.arrow()`.
 

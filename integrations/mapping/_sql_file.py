@@ -4,7 +4,7 @@ Mapping runs in a private in-memory DuckDB, not on the store's connection: the s
 held only while a group of finished events is merged (a few seconds), never while they are
 computed, so the workbench and notebooks keep reading between groups.
 
-The file is read in segments of up to `segment_records` lines, and each output of the mapping
+The file is read in segments of up to `segment_records` lines (or `segment_chars` of text), and each output of the mapping
 is one query over a segment. The lines reach DuckDB as a stream of small Arrow batches that
 Python reads from the file while DuckDB pulls them: both cores work on the query, memory does
 not grow with the segment, and a query is planned once per segment (planning a mapping's query
@@ -91,13 +91,18 @@ class _LineFile:
             self.ahead = self._next()
         return self.ahead is not None
 
-    def take(self, limit: int) -> Iterator[tuple[int, str]]:
-        """Up to `limit` (line number, text) pairs, continuing where the last call stopped."""
+    def take(self, limit: int, max_chars: int) -> Iterator[tuple[int, str]]:
+        """Up to `limit` (line number, text) pairs or about `max_chars` of text, continuing where the
+        last call stopped."""
+        chars = 0
         for _ in range(limit):
+            if chars >= max_chars:
+                return
             item = self._next()
             if item is None:
                 return
             self.position += 1
+            chars += len(item[1])
             yield item
 
 
@@ -108,9 +113,10 @@ class _Segment:
     once per output, and the later streams read the same lines again from a fresh handle.
     """
 
-    def __init__(self, lines: _LineFile, size: int) -> None:
+    def __init__(self, lines: _LineFile, size: int, max_chars: int) -> None:
         self.lines = lines
         self.size = size
+        self.max_chars = max_chars
         self.first = lines.position
         self.numbers: list[int] = []  # line number of each record, filled by the first stream
         self.streamed = False
@@ -121,7 +127,7 @@ class _Segment:
         return pa.RecordBatchReader.from_batches(_LINE_SCHEMA, _batches(items, self.first))
 
     def _first_pass(self) -> Iterator[tuple[int, str]]:
-        for line_no, text in self.lines.take(self.size):
+        for line_no, text in self.lines.take(self.size, self.max_chars):
             self.numbers.append(line_no)
             yield line_no, text
 
@@ -359,7 +365,8 @@ def _empty_rows_sql() -> str:
 
 
 def map_file(mapping: CompiledMapping, path, *, tenant_id: str, store, run_id: str | None = None,
-             segment_records: int = 100_000, memory_limit: str = "448MB", flush_events: int = 100_000,
+             segment_records: int = 100_000, segment_chars: int = 128 << 20, memory_limit: str = "512MB",
+             flush_events: int = 100_000,
              keep_dead_letters: bool = True) -> FileReport:
     """Map a JSON Lines file and upsert the events into `store`, segment by segment, memory bounded.
 
@@ -373,7 +380,7 @@ def map_file(mapping: CompiledMapping, path, *, tenant_id: str, store, run_id: s
     lines = _LineFile(path)
     try:
         while lines.more():
-            mapper.map_segment(_Segment(lines, segment_records))
+            mapper.map_segment(_Segment(lines, segment_records, segment_chars))
         mapper.flush()
     finally:
         lines.close()
