@@ -33,7 +33,9 @@ def _iter_text(text: str, file: str) -> Iterator[Item]:
                 yield 0, whole
             return
     index = 0
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines breaks lines at "\n" only (text mode already made "\r\n" and "\r" into "\n"):
+    # splitlines() would also break at U+2028, U+0085 and others, which JSON allows inside strings.
+    for line_no, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -35,7 +35,9 @@ from integrations.mapping._sql_store import EVENT_COLUMNS, install_store_macros,
 
 # Lines whose JSON DuckDB reads but Python would not (trailing commas), or reads differently (NaN):
 # they go to the Python path, which reads them exactly as `integrations.records` does.
-_PYTHON_ONLY_LINE = r"NOT json_valid(rec) OR regexp_matches(rec, ',\s*[\]}]|NaN|Infinity')"
+# (One regex with the words as alternatives scanned 4 times slower than the regex and two contains().)
+_PYTHON_ONLY_LINE = (r"NOT json_valid(rec) OR regexp_matches(rec, ',\s*[\]}]') OR contains(rec, 'NaN') "
+                     "OR contains(rec, 'Infinity')")
 # The rows of a segment's stream, with the lines SQL must not read held back (see `relation`).
 _SOURCE = ("(SELECT rid, CASE WHEN held THEN NULL ELSE rec END AS rec, held, rec AS line "
            f"FROM (SELECT rid, rec, ({_PYTHON_ONLY_LINE}) AS held FROM _lines))")
@@ -82,7 +84,7 @@ class _LineFile:
             item, self.ahead = self.ahead, None
             return item
         for line_no, line in self.lines:
-            if line.strip():
+            if not line.isspace():  # (strip() would copy every line)
                 return line_no, line.rstrip("\r\n")
         return None
 

@@ -103,6 +103,23 @@ def test_map_file_reads_bad_lines_like_the_python_path(tmp_path):
     assert _store_dump(sql_store) == _store_dump(python_store)
 
 
+def test_line_separators_inside_json_strings_do_not_break_a_record(tmp_path):
+    """JSON allows U+2028, U+2029 and U+0085 raw inside strings; JSON Lines breaks lines at newlines only."""
+    mapping = load_mapping(PUSH)
+    record = push_record(1)
+    record["commits"][0]["message"] = "first\u2028second\u2029third\x85fourth"
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps(record, ensure_ascii=False) + "\r\n\n" + json.dumps(push_record(2)) + "\n",
+                    encoding="utf-8")
+    assert [i for i, _r in iter_records(path)] == [0, 1]
+    python_store, sql_store = EventStore(tmp_path / "p.duckdb"), EventStore(tmp_path / "s.duckdb")
+    result = map_items(PythonEngine(), mapping, iter_records(path), "acme")
+    store_result(python_store, tenant_id="acme", plugin=mapping.plugin, source=mapping.source, result=result)
+    report = map_file(mapping, path, tenant_id="acme", store=sql_store)
+    assert (result.read, result.rejected, report.read, report.rejected, report.events) == (2, 0, 2, 0, 3)
+    assert _store_dump(sql_store) == _store_dump(python_store)
+
+
 def test_map_file_scans_each_segment_once_per_output(tmp_path):
     """Two outputs over segments of 2 records: the second output reads the same lines again, bad ones too."""
     text = PUSH.replace("outputs:\n", "outputs:\n  - kind: push\n    event_type: delivery\n    fields:\n"

@@ -103,7 +103,7 @@ def test_schema_is_versioned_and_migrates_forward(store_path: Path):
     assert {"events", "dead_letter", "runs", "watermarks", "raw_records"} <= tables
 
 
-def test_a_version_4_store_keeps_its_events_when_events_move_to_zstd(store_path: Path, monkeypatch):
+def test_a_version_4_store_keeps_its_events_when_events_are_rebuilt_for_bulk_writes(store_path: Path, monkeypatch):
     import integrations.store._connection as connection
     from integrations.store._schema import MIGRATIONS
 
@@ -121,7 +121,19 @@ def test_a_version_4_store_keeps_its_events_when_events_move_to_zstd(store_path:
     ddl = conn.execute("SELECT sql FROM duckdb_tables() WHERE table_name = 'events'").fetchall()[0][0]
     indexes = {r[0] for r in conn.execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'events'").fetchall()}
     conn.close()
-    assert "attributes JSON USING COMPRESSION ZSTD" in ddl and "events_tenant_time" in indexes
+    assert "attributes JSON USING COMPRESSION ZSTD" in ddl and "PRIMARY KEY" not in ddl and not indexes
+
+
+def test_event_ids_stay_unique_without_a_key(store):
+    """Every write goes through merge_staged: repeats in a batch, across batches and across sources
+    leave one row per id (the table has no primary key to enforce it)."""
+    batch = events(n=3)
+    store.upsert_events(batch + batch)
+    store.upsert_events(batch, source="polled", precedence=50)
+    store.upsert_events(list(reversed(batch)))
+    with store.reader() as conn:
+        rows, ids = conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchall()[0]
+    assert rows == ids == 3
 
 
 def test_reading_a_missing_store_says_what_to_do(tmp_path: Path):
