@@ -155,11 +155,15 @@ class _Segment:
 
 
 def _batches(items: Iterator[tuple[int, str]], first: int) -> Iterator[pa.RecordBatch]:
-    """CHUNK_ROWS records per batch: DuckDB gives each batch of a stream to whichever thread is free."""
-    texts: list[str] = []
+    """CHUNK_ROWS records per batch: DuckDB gives each batch of a stream to whichever thread is free.
+
+    DuckDB's threads wait while Python makes a batch. Arrow takes the text as UTF-8 bytes 4 times
+    faster than as `str` (the bytes come from decoded text, so they are valid UTF-8).
+    """
+    texts: list[bytes] = []
     rid = first
     for _line_no, text in items:
-        texts.append(text)
+        texts.append(text.encode())
         if len(texts) == CHUNK_ROWS:
             yield pa.record_batch([pa.array(range(rid, rid + len(texts)), pa.int64()), pa.array(texts, pa.string())],
                                   schema=_LINE_SCHEMA)
