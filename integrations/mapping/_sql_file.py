@@ -193,7 +193,7 @@ def _is_json_lines(path) -> bool:
 
 
 class _FileMapper:
-    """One `map_file` call: the private database, the batches' event rows waiting to be merged, the report."""
+    """One `map_file` call: the private database, the segments' event rows waiting to be merged, the report."""
 
     def __init__(self, mapping: CompiledMapping, *, tenant_id: str, store, run_id: str | None,
                  memory_limit: str, flush_events: int, keep_dead_letters: bool) -> None:
@@ -211,7 +211,7 @@ class _FileMapper:
         self.tables: list[str] = []  # the temp tables they read
         self.staged_events = 0
         self.staged_rejections: list[Rejection] = []
-        self.batches = 0
+        self.segments = 0
         self.spill = tempfile.mkdtemp(prefix="integrations-map-")
         self.conn = connect()
         install_store_macros(self.conn)
@@ -228,8 +228,8 @@ class _FileMapper:
     def map_segment(self, segment: _Segment) -> None:
         """Map a segment into temp tables `_b<n>_rows<i>` (SQL-built rows) and `_b<n>_py` (Python-built)."""
         conn, plugin = self.conn, self.mapping.plugin
-        tag = f"_b{self.batches}"
-        self.batches += 1
+        tag = f"_b{self.segments}"
+        self.segments += 1
         delegated: set[int] = set()
         py_rows: list[tuple[int, int, int, CanonicalEvent]] = []
         tables = [f"{tag}_rows{i}" for i in range(len(self.plans))]
@@ -326,7 +326,7 @@ class _FileMapper:
     def flush(self) -> None:
         """Merge the staged events (the last of each id wins) and their dead letters in one transaction.
 
-        The store is attached to the private database for the merge, so rows go from the batches'
+        The store is attached to the private database for the merge, so rows go from the segments'
         tables into `events` without a copy through Arrow or a second connection.
         """
         if not self.staged and not self.staged_rejections:
