@@ -7,7 +7,7 @@ record goes to the Python engine whole when the SQL cannot vouch for the exact r
 guard failed (a type the function rejects, non-ASCII text under a regex, a float to print...), or
 the event rules would reject it. So rejections are always the reference engine's own.
 
-`_sql_file.map_file` is the fast path for big inputs: JSON Lines in batches, events built and
+`_sql_file.map_file` is the fast path for big inputs: JSON Lines streamed in segments, events built and
 upserted into the store by SQL (`_sql_store`), bounded memory. `explain` says which expressions run compiled.
 """
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from integrations.errors import UsageError
 from integrations.events import CanonicalEvent
 from integrations.mapping._compile import CompiledMapping
 from integrations.mapping._engine import MapResult, PythonEngine, Rejection
@@ -75,6 +76,7 @@ class _LineFile:
         self.lines = enumerate(self.handle, start=1)
         self.ahead: tuple[int, str] | None = None
         self.position = 0  # records handed out so far
+        self.error: UsageError | None = None  # set when the text is not UTF-8 (DuckDB may wrap the raise)
 
     def close(self) -> None:
         self.handle.close()
@@ -83,9 +85,13 @@ class _LineFile:
         if self.ahead is not None:
             item, self.ahead = self.ahead, None
             return item
-        for line_no, line in self.lines:
-            if not line.isspace():  # (strip() would copy every line)
-                return line_no, line.rstrip("\r\n")
+        try:
+            for line_no, line in self.lines:
+                if not line.isspace():  # (strip() would copy every line)
+                    return line_no, line.rstrip("\r\n")
+        except UnicodeDecodeError as err:  # the whole file is refused, as `integrations.records` does
+            self.error = UsageError(f"input is not UTF-8 text: {err}", file=str(self.path))
+            raise self.error from None
         return None
 
     def more(self) -> bool:
@@ -388,6 +394,10 @@ def map_file(mapping: CompiledMapping, path, *, tenant_id: str, store, run_id: s
         while lines.more():
             mapper.map_segment(_Segment(lines, segment_records, segment_chars))
         mapper.flush()
+    except Exception:
+        if lines.error is not None:
+            raise lines.error from None
+        raise
     finally:
         lines.close()
         mapper.close()

@@ -120,6 +120,20 @@ def test_line_separators_inside_json_strings_do_not_break_a_record(tmp_path):
     assert _store_dump(sql_store) == _store_dump(python_store)
 
 
+def test_map_file_refuses_a_file_that_is_not_utf8_as_the_python_path_does(tmp_path):
+    from integrations.errors import UsageError
+
+    path = tmp_path / "in.jsonl"
+    lines = [json.dumps(push_record(1)).encode()] * 3000
+    lines[2500] = b'{"ref": "\xff"}'  # past the first stream batch: raised while DuckDB reads
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(UsageError, match="not UTF-8") as python_error:
+        list(iter_records(path))
+    with pytest.raises(UsageError, match="not UTF-8") as sql_error:
+        map_file(load_mapping(PUSH), path, tenant_id="acme", store=EventStore(tmp_path / "s.duckdb"))
+    assert sql_error.value.file == python_error.value.file == str(path)
+
+
 def test_map_file_scans_each_segment_once_per_output(tmp_path):
     """Two outputs over segments of 2 records: the second output reads the same lines again, bad ones too."""
     text = PUSH.replace("outputs:\n", "outputs:\n  - kind: push\n    event_type: delivery\n    fields:\n"
