@@ -4,8 +4,8 @@ Mapping runs in a private in-memory DuckDB, not on the store's connection: the s
 held only while a group of finished events is merged (a few seconds), never while they are
 computed, so the workbench and notebooks keep reading between groups.
 
-The file is read in segments of up to `segment_records` lines (or `segment_chars` of text), and each output of the mapping
-is one query over a segment. The lines reach DuckDB as a stream of small Arrow batches that
+The file is read in segments of up to `segment_records` lines (or `segment_chars` of text), and
+each output of the mapping is one query over a segment. The lines reach DuckDB as a stream of small Arrow batches that
 Python reads from the file while DuckDB pulls them: both cores work on the query, memory does
 not grow with the segment, and a query is planned once per segment (planning a mapping's query
 takes 0.3-0.7 s, which per batch of a few thousand records cost a third of the run). Lines that
@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -33,6 +34,7 @@ from integrations.mapping._compile import CompiledMapping
 from integrations.mapping._engine import MapResult, PythonEngine, Rejection
 from integrations.mapping._sql import ASSEMBLY_ERRORS, CHUNK_ROWS, _assemble, connect, plan_mapping
 from integrations.mapping._sql_store import EVENT_COLUMNS, install_store_macros, rows_query
+from integrations.pipeline import SourceReport, map_items, store_result
 
 # Lines whose JSON DuckDB reads but Python would not (trailing commas), or reads differently (NaN):
 # they go to the Python path, which reads them exactly as `integrations.records` does.
@@ -46,25 +48,17 @@ _LINE_SCHEMA = pa.schema([("rid", pa.int64()), ("rec", pa.string())])
 
 
 @dataclass
-class FileReport:
-    """What `map_file` did: the engine's counts and the store's."""
+class FileReport(SourceReport):
+    """The runner's report of one source, plus what the fast path did inside."""
 
-    read: int = 0
-    mapped: int = 0
-    filtered: int = 0
-    rejected: int = 0
-    events: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
     delegated: int = 0  # records the Python engine mapped because SQL could not vouch for them
     python_rows: int = 0  # events built in Python from SQL values
     flushes: int = 0  # store transactions
     segments: int = 0  # queries per output
-    rejections: list = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
 
-    def as_dict(self) -> dict[str, int]:
-        return {k: v for k, v in self.__dict__.items() if k != "rejections"}
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in super().as_dict().items() if k != "rejections"}
 
 
 class _LineFile:
@@ -171,19 +165,25 @@ def _batches(items: Iterator[tuple[int, str]], first: int) -> Iterator[pa.Record
     for _line_no, text in items:
         texts.append(text.encode())
         if len(texts) == CHUNK_ROWS:
-            yield pa.record_batch([pa.array(range(rid, rid + len(texts)), pa.int64()), pa.array(texts, pa.string())],
-                                  schema=_LINE_SCHEMA)
+            yield _batch(rid, texts)
             rid += len(texts)
             texts = []
     if texts:
-        yield pa.record_batch([pa.array(range(rid, rid + len(texts)), pa.int64()), pa.array(texts, pa.string())],
-                              schema=_LINE_SCHEMA)
+        yield _batch(rid, texts)
+
+
+def _batch(first: int, texts: list[bytes]) -> pa.RecordBatch:
+    return pa.record_batch([pa.array(range(first, first + len(texts)), pa.int64()), pa.array(texts, pa.string())],
+                           schema=_LINE_SCHEMA)
 
 
 def _is_json_lines(path) -> bool:
     """False when the file is one JSON document (an array or an object), as `iter_records` reads it."""
-    with open(path, encoding="utf-8") as handle:
-        head = handle.read(1 << 16)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            head = handle.read(1 << 16)
+    except UnicodeDecodeError:
+        return True  # read line by line, where the first bad line stops it with a clear error
     stripped = head.lstrip()
     if not stripped or stripped[0] not in "[{":
         return True
@@ -212,12 +212,11 @@ class _FileMapper:
         self.plans = plan_mapping(mapping)
         self.precedence = int(getattr(mapping.spec, "precedence", 100))
         self.python = PythonEngine()
-        self.report = FileReport()
+        self.report = FileReport(tenant_id=tenant_id, plugin=mapping.plugin, source=mapping.source)
         self.staged: list[str] = []  # SELECTs of the event rows mapped since the last flush
         self.tables: list[str] = []  # the temp tables they read
         self.staged_events = 0
         self.staged_rejections: list[Rejection] = []
-        self.segments = 0
         self.spill = tempfile.mkdtemp(prefix="integrations-map-")
         self.conn = connect()
         install_store_macros(self.conn)
@@ -234,8 +233,8 @@ class _FileMapper:
     def map_segment(self, segment: _Segment) -> None:
         """Map a segment into temp tables `_b<n>_rows<i>` (SQL-built rows) and `_b<n>_py` (Python-built)."""
         conn, plugin = self.conn, self.mapping.plugin
-        tag = f"_b{self.segments}"
-        self.segments += 1
+        tag = f"_b{self.report.segments}"
+        self.report.segments += 1
         delegated: set[int] = set()
         py_rows: list[tuple[int, int, int, CanonicalEvent]] = []
         tables = [f"{tag}_rows{i}" for i in range(len(self.plans))]
@@ -256,7 +255,6 @@ class _FileMapper:
                     py_rows.append((rid, out, pos, _assemble(plan, json.loads(vals), self.tenant_id, plugin)))
                 except ASSEMBLY_ERRORS:
                     delegated.add(rid)
-        self.report.segments += 1
         py_rows = [r for r in py_rows if r[0] not in delegated]
         self.report.python_rows += len(py_rows)
         result = self._python_records(segment, tables, delegated, py_rows)
@@ -357,9 +355,7 @@ class _FileMapper:
         conn.execute("DROP VIEW _staged")
         for table in self.tables:
             conn.execute(f"DROP TABLE {table}")
-        self.report.inserted += counts.inserted
-        self.report.updated += counts.updated
-        self.report.unchanged += counts.unchanged
+        self.report.add_upsert(counts)
         self.report.flushes += 1
         self.staged, self.tables = [], []
         self.staged_events = 0
@@ -378,8 +374,7 @@ def _empty_rows_sql() -> str:
 
 def map_file(mapping: CompiledMapping, path, *, tenant_id: str, store, run_id: str | None = None,
              segment_records: int = 100_000, segment_chars: int = 128 << 20, memory_limit: str = "512MB",
-             flush_events: int = 100_000,
-             keep_dead_letters: bool = True) -> FileReport:
+             flush_events: int = 100_000, keep_dead_letters: bool = True) -> FileReport:
     """Map a JSON Lines file and upsert the events into `store`, segment by segment, memory bounded.
 
     Gives the store exactly what `pipeline.ingest` with the Python engine gives it (raw records
@@ -406,18 +401,13 @@ def map_file(mapping: CompiledMapping, path, *, tenant_id: str, store, run_id: s
 
 def _map_document(mapping: CompiledMapping, path: Path, *, tenant_id: str, store, run_id: str | None) -> FileReport:
     from integrations.mapping._sql import SqlEngine
-    from integrations.pipeline import map_items, store_result
     from integrations.records import iter_records
 
-    report = FileReport()
     result = map_items(SqlEngine(), mapping, iter_records(path), tenant_id)
-    src = store_result(store, tenant_id=tenant_id, plugin=mapping.plugin, source=mapping.source,
-                       result=result, run_id=run_id, precedence=int(getattr(mapping.spec, "precedence", 100)))
-    for key in ("read", "mapped", "filtered", "rejected", "events", "inserted", "updated", "unchanged"):
-        setattr(report, key, getattr(src, key))
-    report.rejections = result.rejections
-    report.flushes = 1
-    return report
+    report = FileReport(tenant_id=tenant_id, plugin=mapping.plugin, source=mapping.source,
+                        rejections=result.rejections, flushes=1)
+    return store_result(store, tenant_id=tenant_id, plugin=mapping.plugin, source=mapping.source, result=result,
+                        run_id=run_id, precedence=int(getattr(mapping.spec, "precedence", 100)), report=report)
 
 
 __all__ = ["FileReport", "map_file"]

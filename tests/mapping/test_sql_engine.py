@@ -66,6 +66,24 @@ def _store_dump(store: EventStore):
     return events, letters
 
 
+def _both_paths(mapping, path: Path, tmp_path: Path, **map_file_options):
+    """The Python pipeline and `map_file` over the same file into two stores; asserts the stores match.
+
+    Returns both reports, so that a test can compare counts and rejections too.
+    """
+    python_store, sql_store = EventStore(tmp_path / "p.duckdb"), EventStore(tmp_path / "s.duckdb")
+    result = map_items(PythonEngine(), mapping, iter_records(path), "acme")
+    expected = store_result(python_store, tenant_id="acme", plugin=mapping.plugin, source=mapping.source,
+                            result=result, precedence=mapping.spec.precedence)
+    report = map_file(mapping, path, tenant_id="acme", store=sql_store, **map_file_options)
+    assert _store_dump(sql_store) == _store_dump(python_store)
+    counts = ("read", "mapped", "filtered", "rejected", "events", "inserted")
+    assert [getattr(report, k) for k in counts] == [getattr(expected, k) for k in counts]
+    assert [(r.record_index, r.reason) for r in report.rejections] == [(r.record_index, r.reason)
+                                                                       for r in result.rejections]
+    return expected, report
+
+
 @pytest.mark.parametrize("mapping_file", MAPPINGS, ids=lambda p: "/".join(Path(p).parts[-2:]))
 def test_map_file_writes_the_store_the_python_path_writes(mapping_file, tmp_path):
     """`map_file` (SQL end to end) leaves the store exactly as the Python engine's pipeline does."""
@@ -75,57 +93,38 @@ def test_map_file_writes_the_store_the_python_path_writes(mapping_file, tmp_path
         pytest.skip(f"no samples for {mapping_file}")
     path = tmp_path / "samples.jsonl"
     path.write_text("".join(p.read_text(encoding="utf-8") for p in samples), encoding="utf-8")
-    python_store, sql_store = EventStore(tmp_path / "p.duckdb"), EventStore(tmp_path / "s.duckdb")
-    result = map_items(PythonEngine(), mapping, iter_records(path), "acme")
-    expected = store_result(python_store, tenant_id="acme", plugin=mapping.plugin, source=mapping.source,
-                            result=result, precedence=mapping.spec.precedence)
-    report = map_file(mapping, path, tenant_id="acme", store=sql_store)
-    assert (report.read, report.mapped, report.filtered, report.rejected, report.events, report.inserted) == (
-        expected.read, expected.mapped, expected.filtered, expected.rejected, expected.events, expected.inserted)
-    assert _store_dump(sql_store) == _store_dump(python_store)
+    _both_paths(mapping, path, tmp_path)
 
 
 def test_map_file_reads_bad_lines_like_the_python_path(tmp_path):
     """Invalid JSON, JSON that DuckDB alone accepts, blank lines and rejected records: same store, same counts."""
-    mapping = load_mapping(PUSH)
     lines = [json.dumps(push_record(2)), "", "{not json", '{"commits": [1,],}', json.dumps(push_record(1)),
              json.dumps({"commits": [{"id": "x"}]}), json.dumps({"ref": "r"}), '{"a": NaN}']
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    python_store, sql_store = EventStore(tmp_path / "p.duckdb"), EventStore(tmp_path / "s.duckdb")
-    result = map_items(PythonEngine(), mapping, iter_records(path), "acme")
-    store_result(python_store, tenant_id="acme", plugin=mapping.plugin, source=mapping.source, result=result)
-    report = map_file(mapping, path, tenant_id="acme", store=sql_store, segment_records=3)
-    assert (report.read, report.mapped, report.filtered, report.rejected) == (
-        result.read, result.mapped, result.filtered, result.rejected)
-    assert [(r.record_index, r.reason) for r in report.rejections] == [(r.record_index, r.reason)
-                                                                       for r in result.rejections]
-    assert _store_dump(sql_store) == _store_dump(python_store)
+    expected, _report = _both_paths(load_mapping(PUSH), path, tmp_path, segment_records=3)
+    assert (expected.read, expected.mapped, expected.filtered, expected.rejected) == (7, 2, 2, 3)
 
 
 def test_line_separators_inside_json_strings_do_not_break_a_record(tmp_path):
     """JSON allows U+2028, U+2029 and U+0085 raw inside strings; JSON Lines breaks lines at newlines only."""
-    mapping = load_mapping(PUSH)
     record = push_record(1)
     record["commits"][0]["message"] = "first\u2028second\u2029third\x85fourth"
     path = tmp_path / "in.jsonl"
     path.write_text(json.dumps(record, ensure_ascii=False) + "\r\n\n" + json.dumps(push_record(2)) + "\n",
                     encoding="utf-8")
     assert [i for i, _r in iter_records(path)] == [0, 1]
-    python_store, sql_store = EventStore(tmp_path / "p.duckdb"), EventStore(tmp_path / "s.duckdb")
-    result = map_items(PythonEngine(), mapping, iter_records(path), "acme")
-    store_result(python_store, tenant_id="acme", plugin=mapping.plugin, source=mapping.source, result=result)
-    report = map_file(mapping, path, tenant_id="acme", store=sql_store)
-    assert (result.read, result.rejected, report.read, report.rejected, report.events) == (2, 0, 2, 0, 3)
-    assert _store_dump(sql_store) == _store_dump(python_store)
+    expected, _report = _both_paths(load_mapping(PUSH), path, tmp_path)
+    assert (expected.read, expected.rejected, expected.events) == (2, 0, 3)
 
 
-def test_map_file_refuses_a_file_that_is_not_utf8_as_the_python_path_does(tmp_path):
+@pytest.mark.parametrize("bad_line", [3, 2500], ids=["in-the-first-64kb", "read-inside-duckdb"])
+def test_map_file_refuses_a_file_that_is_not_utf8_as_the_python_path_does(tmp_path, bad_line):
     from integrations.errors import UsageError
 
     path = tmp_path / "in.jsonl"
     lines = [json.dumps(push_record(1)).encode()] * 3000
-    lines[2500] = b'{"ref": "\xff"}'  # past the first stream batch: raised while DuckDB reads
+    lines[bad_line] = b'{"ref": "\xff"}'
     path.write_bytes(b"\n".join(lines) + b"\n")
     with pytest.raises(UsageError, match="not UTF-8") as python_error:
         list(iter_records(path))
@@ -138,21 +137,13 @@ def test_map_file_scans_each_segment_once_per_output(tmp_path):
     """Two outputs over segments of 2 records: the second output reads the same lines again, bad ones too."""
     text = PUSH.replace("outputs:\n", "outputs:\n  - kind: push\n    event_type: delivery\n    fields:\n"
                         "      external_id: ref\n      occurred_at: \"'2024-01-01T00:00:00Z'\"\n      title: ref\n")
-    mapping = load_mapping(text)
     lines = [json.dumps(push_record(2, ref=f"refs/heads/b{i}")) for i in range(5)]
     lines[2:2] = ["", "{not json", '{"commits": [1,],}']
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    python_store, sql_store = EventStore(tmp_path / "p.duckdb"), EventStore(tmp_path / "s.duckdb")
-    result = map_items(PythonEngine(), mapping, iter_records(path), "acme")
-    store_result(python_store, tenant_id="acme", plugin=mapping.plugin, source=mapping.source, result=result)
-    report = map_file(mapping, path, tenant_id="acme", store=sql_store, segment_records=2)
+    _expected, report = _both_paths(load_mapping(text), path, tmp_path, segment_records=2)
     assert report.segments == 4 and report.events == 15
-    assert (report.read, report.mapped, report.rejected) == (result.read, result.mapped, result.rejected)
-    assert [(r.record_index, r.reason) for r in report.rejections] == [(r.record_index, r.reason)
-                                                                       for r in result.rejections]
     assert "line 4 is not valid JSON" in report.rejections[0].reason
-    assert _store_dump(sql_store) == _store_dump(python_store)
 
 
 def test_sql_engine_is_registered_and_the_default():
