@@ -654,12 +654,15 @@ class Compiler:
         subject = self.hoist(V(s, "str", None, **_meta(v)))
         p = sql_str(re2.pattern)
         raw = self.hoist(V(f"regexp_extract({subject.sql}, {p}, {re2.group})", "str", None, **_meta(subject)))
-        matched = f"regexp_matches({subject.sql}, {p})"
-        sql = (f"(CASE WHEN {raw.sql} <> '' THEN {raw.sql} WHEN {subject.sql} IS NULL THEN NULL "
-               f"WHEN {matched} THEN '' END)")
         guards = [check, f"isascii({subject.sql})"]
         if re2.no_final_newline:
             guards.append(f"NOT coalesce(suffix({subject.sql}, chr(10)), false)")
+        if re2.never_empty and re2.group_always_set:
+            # '' can only mean "no match": no second pass of the pattern over the subject.
+            return self._fn(f"nullif({raw.sql}, '')", "str", [v, raw], *guards)
+        matched = f"regexp_matches({subject.sql}, {p})"
+        sql = (f"(CASE WHEN {raw.sql} <> '' THEN {raw.sql} WHEN {subject.sql} IS NULL THEN NULL "
+               f"WHEN {matched} THEN '' END)")
         if not re2.group_always_set:
             guards.append(f"NOT ({raw.sql} = '' AND coalesce({matched}, false))")
         return self._fn(sql, "str", [v, raw], *guards)

@@ -44,6 +44,7 @@ class Re2Pattern:
     pattern: str
     group: int  # 1 when the pattern has groups (Python returns group 1), else 0
     group_always_set: bool  # group 1 takes part in every match (an empty result is a real '')
+    never_empty: bool  # what Python returns (group 1, or the match) is never '': '' from DuckDB means no match
     no_final_newline: bool  # the subject must not end with '\n' for the rewrite to hold
 
 
@@ -58,6 +59,7 @@ class _Writer:
         self.groups = groups
         self.needs_no_final_newline = False
         self.group1_always = True
+        self.group1_min_width = 0
 
     def seq(self, items: list, *, terminal: bool, in_capture: bool, optional: bool) -> str:
         out = []
@@ -89,6 +91,8 @@ class _Writer:
                 return "(?:" + self.seq(list(body), terminal=terminal, in_capture=in_capture, optional=optional) + ")"
             if group == 1 and optional:
                 self.group1_always = False
+            if group == 1:
+                self.group1_min_width = body.getwidth()[0]
             return "(" + self.seq(list(body), terminal=terminal, in_capture=True, optional=optional) + ")"
         if op in (C.MAX_REPEAT, C.MIN_REPEAT):
             lo, hi, body = av
@@ -183,5 +187,6 @@ def to_re2(pattern: str) -> Re2Pattern:
     if flags & re.DOTALL:
         prefix += "s"
     text = (f"(?{prefix})" if prefix else "") + body
+    min_width = writer.group1_min_width if groups > 0 else parsed.getwidth()[0]
     return Re2Pattern(pattern=text, group=1 if groups > 0 else 0, group_always_set=writer.group1_always or groups == 0,
-                      no_final_newline=writer.needs_no_final_newline)
+                      never_empty=min_width > 0, no_final_newline=writer.needs_no_final_newline)

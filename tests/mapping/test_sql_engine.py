@@ -11,9 +11,11 @@ import duckdb
 import pytest
 
 from integrations.mapping import ENGINES, PythonEngine, get_engine, load_mapping
-from integrations.mapping._sql import SqlEngine, explain
+from integrations.mapping._sql import SqlEngine, explain, plan_mapping
+from integrations.mapping._sql_compile import sql_str
 from integrations.mapping._sql_file import map_file
 from integrations.mapping._sql_regex import Unsupported, to_re2
+from integrations.mapping._sql_store import rows_query
 from integrations.pipeline import map_items, store_result
 from integrations.records import iter_records
 from integrations.store import EventStore
@@ -237,6 +239,36 @@ def test_regex_rewrite_matches_python_on_ascii(pattern, subject):
     if raw == "" and matched and not re2.group_always_set:
         return
     assert actual == expected
+
+
+@pytest.mark.parametrize("pattern", [
+    r"^refs/heads/(.+)$", r"(?i)task timed out", r"^\s*([^\r\n]{0,200})", r"([0-9]*)$", r"x?", r"(a|)b", r"(a)|(b)",
+    r"(?:^|[\s\[\]])(error)(?:$|[\s\]])", r"\b", r"(\d{0,3})x",
+])
+@pytest.mark.parametrize("subject", ["refs/heads/main", "Task Timed Out\n", "", "\n", "b", "x", "abc", "[error] 42", "7x"])
+def test_regex_never_empty_means_python_never_returns_empty(pattern, subject):
+    """With `never_empty` the compiled regex_extract() reads DuckDB's '' as "no match" without a second pass."""
+    re2 = to_re2(pattern)
+    match = re.search(pattern, subject)
+    result = None if match is None else (match.group(1) if match.groups() else match.group(0))
+    if re2.never_empty:
+        assert result != ""
+    if result == "":
+        assert not re2.never_empty
+
+
+def test_regex_extract_without_second_pass_gives_python_results():
+    """A never-empty pattern compiles to one regexp_extract(); the events equal the Python engine's."""
+    text = PUSH.replace("attributes.sha: item.id", "attributes.sha: item.id\n      attributes.short: \"regex_extract(item.id, '^([0-9a-f]{3})')\"")
+    mapping = load_mapping(text)
+    (plan,) = plan_mapping(mapping)
+    sql = rows_query(plan, 0, "_lines", "t", "github", "push")
+    pattern = sql_str(to_re2("^([0-9a-f]{3})").pattern)
+    assert f"{pattern}, 1)" in sql and f"{pattern})" not in sql  # extracted, never matched again
+    records = [push_record(2) for _ in range(5)]
+    records[0]["commits"][0]["id"] = "zz-not-hex"
+    assert _key(SqlEngine(python_below=0).map(mapping, records, tenant_id="t")) == \
+        _key(PythonEngine().map(mapping, records, tenant_id="t"))
 
 
 @pytest.mark.parametrize("pattern", [r"(?<=a)b", r"(a)\1", r"(?m)^x", r"(?:(a))+", r"a{2000}", r"(?i:x)"])
