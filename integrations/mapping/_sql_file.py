@@ -14,6 +14,11 @@ inside the same query and come out as rows for Python. Events gather in the priv
 spills to a temporary folder past `memory_limit`) and are merged in groups of about
 `flush_events`, each group one transaction with its dead letters. The store ends exactly as
 `pipeline.ingest` with the Python engine leaves it (raw records are not kept).
+
+A merge into the store runs on one thread (DuckDB compresses and writes the new rows on the
+committing thread), so it runs in the background while the next segment, or the next file of
+`map_files`, is mapped on both cores. One merge is in flight at a time, in the order the groups
+were made, and all files of a call share one private database and its memory limit.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -198,11 +204,54 @@ def _is_json_lines(path) -> bool:
     return bool(rest) or len(head) == (1 << 16)
 
 
-class _FileMapper:
-    """One `map_file` call: the private database, the segments' event rows waiting to be merged, the report."""
+class _Workspace:
+    """One `map_files` call: the private database its files share, and the store writer thread."""
 
-    def __init__(self, mapping: CompiledMapping, *, tenant_id: str, store, run_id: str | None,
-                 memory_limit: str, flush_events: int, keep_dead_letters: bool) -> None:
+    def __init__(self, memory_limit: str) -> None:
+        self.spill = tempfile.mkdtemp(prefix="integrations-map-")
+        self.conn = connect()
+        install_store_macros(self.conn)
+        for setting in (f"memory_limit = '{memory_limit}'", f"temp_directory = '{self.spill}'",
+                        "preserve_insertion_order = false", "TimeZone = 'UTC'"):
+            self.conn.execute(f"SET {setting}")
+        # The merges read the groups' tables with the store as default catalog: they name this one.
+        self.catalog = self.conn.execute("SELECT current_database()").fetchall()[0][0]
+        self.files = 0  # table name prefixes, one per file
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="integrations-store-writer")
+        self._pending: Future | None = None
+
+    def write(self, merge) -> None:
+        """Run `merge` on the writer thread once the previous merge has finished (and raised, if it failed).
+
+        Waiting here keeps one group being merged and one being mapped: memory holds two groups at most.
+        """
+        self.wait()
+        self._pending = self._writer.submit(merge)
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self, *, failed: bool = False) -> None:
+        try:
+            if failed:  # the merges handed over still land; the error that stopped the mapping is the one raised
+                if self._pending is not None:
+                    self._pending.exception()
+                self._pending = None
+            else:
+                self.wait()
+        finally:
+            self._writer.shutdown(wait=True)
+            self.conn.close()
+            shutil.rmtree(self.spill, ignore_errors=True)
+
+
+class _FileMapper:
+    """One file of a `map_files` call: its plans, its event rows waiting to be merged, its report."""
+
+    def __init__(self, mapping: CompiledMapping, workspace: _Workspace, *, tenant_id: str, store,
+                 run_id: str | None, flush_events: int, keep_dead_letters: bool) -> None:
         self.mapping = mapping
         self.tenant_id = tenant_id
         self.store = store
@@ -214,26 +263,20 @@ class _FileMapper:
         self.python = PythonEngine()
         self.report = FileReport(tenant_id=tenant_id, plugin=mapping.plugin, source=mapping.source)
         self.staged: list[str] = []  # SELECTs of the event rows mapped since the last flush
-        self.tables: list[str] = []  # the temp tables they read
+        self.tables: list[str] = []  # the tables they read (not TEMP: the writer's connection reads them)
         self.staged_events = 0
         self.staged_rejections: list[Rejection] = []
-        self.spill = tempfile.mkdtemp(prefix="integrations-map-")
-        self.conn = connect()
-        install_store_macros(self.conn)
-        for setting in (f"memory_limit = '{memory_limit}'", f"temp_directory = '{self.spill}'",
-                        "preserve_insertion_order = false", "TimeZone = 'UTC'"):
-            self.conn.execute(f"SET {setting}")
-
-    def close(self) -> None:
-        self.conn.close()
-        shutil.rmtree(self.spill, ignore_errors=True)
+        self.workspace = workspace
+        self.conn = workspace.conn
+        self.prefix = f"_f{workspace.files}"
+        workspace.files += 1
 
     # -- one segment of the file ---------------------------------------------------------------
 
     def map_segment(self, segment: _Segment) -> None:
-        """Map a segment into temp tables `_b<n>_rows<i>` (SQL-built rows) and `_b<n>_py` (Python-built)."""
+        """Map a segment into tables `_f<k>_b<n>_rows<i>` (SQL-built rows) and `_f<k>_b<n>_py` (Python-built)."""
         conn, plugin = self.conn, self.mapping.plugin
-        tag = f"_b{self.report.segments}"
+        tag = f"{self.prefix}_b{self.report.segments}"
         self.report.segments += 1
         delegated: set[int] = set()
         py_rows: list[tuple[int, int, int, CanonicalEvent]] = []
@@ -241,7 +284,7 @@ class _FileMapper:
         for plan, (i, table) in zip(self.plans, enumerate(tables)):
             conn.register("_lines", segment.stream())
             try:
-                conn.execute(f"CREATE TEMP TABLE {table} AS "
+                conn.execute(f"CREATE TABLE {table} AS "
                              + rows_query(plan, i, _SOURCE, self.tenant_id, plugin, self.mapping.source, held=True))
             finally:
                 conn.unregister("_lines")
@@ -307,20 +350,21 @@ class _FileMapper:
         from integrations.store._store import _event_rows
 
         cols = ", ".join(EVENT_COLUMNS)
+        home = f"{self.workspace.catalog}.main"
         for table in tables:
             self.staged.append(f"SELECT rid, out, pos, {cols}, "
-                               f"{self.precedence}::INTEGER AS source_precedence FROM {table}")
-            self.tables.append(table)
+                               f"{self.precedence}::INTEGER AS source_precedence FROM {home}.{table}")
+            self.tables.append(f"{home}.{table}")
         if py_rows:
             rows = _event_rows([ev for *_k, ev in py_rows], self.mapping.source, self.precedence).drop_columns(["seq"])
             rows = rows.append_column("rid", pa.array([r[0] for r in py_rows], pa.int64()))
             rows = rows.append_column("out", pa.array([r[1] for r in py_rows], pa.int32()))
             rows = rows.append_column("pos", pa.array([r[2] for r in py_rows], pa.int64()))
             self.conn.register("_pyrows", rows)
-            self.conn.execute(f"CREATE TEMP TABLE {tag}_py AS SELECT rid, out, pos, {cols}, source_precedence FROM _pyrows")
+            self.conn.execute(f"CREATE TABLE {tag}_py AS SELECT rid, out, pos, {cols}, source_precedence FROM _pyrows")
             self.conn.unregister("_pyrows")
-            self.staged.append(f"SELECT * FROM {tag}_py")
-            self.tables.append(f"{tag}_py")
+            self.staged.append(f"SELECT * FROM {home}.{tag}_py")
+            self.tables.append(f"{home}.{tag}_py")
         added = sum(self.conn.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in tables) + len(py_rows)
         self.staged_events += added
         self.report.events += added
@@ -328,38 +372,46 @@ class _FileMapper:
     # -- into the store ------------------------------------------------------------------------
 
     def flush(self) -> None:
-        """Merge the staged events (the last of each id wins) and their dead letters in one transaction.
-
-        The store is attached to the private database for the merge, so rows go from the segments'
-        tables into `events` without a copy through Arrow or a second connection.
-        """
+        """Hand the staged events and their dead letters to the writer thread, and start a new group."""
         if not self.staged and not self.staged_rejections:
             return
-        from integrations.store import EventStore
-
-        conn = self.conn
-        union = (" UNION ALL ".join(self.staged) if self.staged else
-                 f"SELECT 0::BIGINT AS rid, 0::INTEGER AS out, 0::BIGINT AS pos, * FROM ({_empty_rows_sql()}) LIMIT 0")
-        conn.execute(f"CREATE OR REPLACE TEMP VIEW _staged AS {union}")
-        duplicates = conn.execute("SELECT count(*) - count(DISTINCT event_id) FROM _staged").fetchall()[0][0]
-        last_wins = ("QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY rid DESC, out DESC, pos DESC) = 1"
-                     if duplicates else "")
-        conn.execute(f"CREATE OR REPLACE TEMP VIEW _merge AS SELECT * EXCLUDE (rid, out, pos) FROM _staged {last_wins}")
-        with self.store.attached(conn):
-            counts = EventStore.merge_staged(conn, "_merge", run_id=self.run_id)
-            if self.keep_dead_letters and self.staged_rejections:
-                self.store.add_dead_letters(self.tenant_id, self.mapping.plugin, self.mapping.source,
-                                            [r.as_dict() for r in self.staged_rejections], kind="mapping",
-                                            run_id=self.run_id, conn=conn)
-        conn.execute("DROP VIEW _merge")
-        conn.execute("DROP VIEW _staged")
-        for table in self.tables:
-            conn.execute(f"DROP TABLE {table}")
-        self.report.add_upsert(counts)
-        self.report.flushes += 1
+        staged, tables, rejections = self.staged, self.tables, self.staged_rejections
         self.staged, self.tables = [], []
         self.staged_events = 0
         self.staged_rejections = []
+        self.workspace.write(lambda: self._merge(staged, tables, rejections))
+
+    def _merge(self, staged: list[str], tables: list[str], rejections: list[Rejection]) -> None:
+        """Merge one group (the last of each id wins) and its dead letters in one transaction.
+
+        Runs on the writer thread, on its own connection to the private database, with the store
+        attached there: rows go from the group's tables into `events` without a copy through Arrow.
+        """
+        from integrations.store import EventStore
+
+        conn = self.conn.cursor()
+        try:
+            union = (" UNION ALL ".join(staged) if staged else
+                     f"SELECT 0::BIGINT AS rid, 0::INTEGER AS out, 0::BIGINT AS pos, * FROM ({_empty_rows_sql()}) LIMIT 0")
+            conn.execute(f"CREATE OR REPLACE TEMP VIEW _staged AS {union}")
+            duplicates = conn.execute("SELECT count(*) - count(DISTINCT event_id) FROM _staged").fetchall()[0][0]
+            last_wins = ("QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY rid DESC, out DESC, pos DESC) = 1"
+                         if duplicates else "")
+            conn.execute(f"CREATE OR REPLACE TEMP VIEW _merge AS SELECT * EXCLUDE (rid, out, pos) FROM _staged {last_wins}")
+            with self.store.attached(conn):
+                counts = EventStore.merge_staged(conn, "_merge", run_id=self.run_id)
+                if self.keep_dead_letters and rejections:
+                    self.store.add_dead_letters(self.tenant_id, self.mapping.plugin, self.mapping.source,
+                                                [r.as_dict() for r in rejections], kind="mapping",
+                                                run_id=self.run_id, conn=conn)
+            conn.execute("DROP VIEW _merge")
+            conn.execute("DROP VIEW _staged")
+            for table in tables:
+                conn.execute(f"DROP TABLE {table}")
+        finally:
+            conn.close()
+        self.report.add_upsert(counts)
+        self.report.flushes += 1
 
 
 def _empty_rows_sql() -> str:
@@ -373,30 +425,51 @@ def _empty_rows_sql() -> str:
 
 
 def map_file(mapping: CompiledMapping, path, *, tenant_id: str, store, run_id: str | None = None,
-             segment_records: int = 100_000, segment_chars: int = 128 << 20, memory_limit: str = "512MB",
-             flush_events: int = 100_000, keep_dead_letters: bool = True) -> FileReport:
+             **options: Any) -> FileReport:
     """Map a JSON Lines file and upsert the events into `store`, segment by segment, memory bounded.
 
     Gives the store exactly what `pipeline.ingest` with the Python engine gives it (raw records
-    are not kept). A file that is one JSON document goes through `SqlEngine.map`.
+    are not kept). A file that is one JSON document goes through `SqlEngine.map`. The options are
+    `map_files`'s.
     """
-    if not _is_json_lines(path):
-        return _map_document(mapping, Path(path), tenant_id=tenant_id, store=store, run_id=run_id)
-    mapper = _FileMapper(mapping, tenant_id=tenant_id, store=store, run_id=run_id, memory_limit=memory_limit,
-                         flush_events=flush_events, keep_dead_letters=keep_dead_letters)
-    lines = _LineFile(path)
+    return map_files([(mapping, path)], tenant_id=tenant_id, store=store, run_id=run_id, **options)[0]
+
+
+def map_files(files: list[tuple[CompiledMapping, Any]], *, tenant_id: str, store, run_id: str | None = None,
+              segment_records: int = 100_000, segment_chars: int = 128 << 20, memory_limit: str = "512MB",
+              flush_events: int = 100_000, keep_dead_letters: bool = True) -> list[FileReport]:
+    """`map_file` for several (mapping, file) pairs in order, one report each, the store merges overlapped.
+
+    Each file's last group is merged while the next file is mapped; when this returns, every
+    merge has finished and the reports are complete.
+    """
+    workspace = _Workspace(memory_limit)
+    reports: list[FileReport] = []
+    failed = True
     try:
-        while lines.more():
-            mapper.map_segment(_Segment(lines, segment_records, segment_chars))
-        mapper.flush()
-    except Exception:
-        if lines.error is not None:
-            raise lines.error from None
-        raise
+        for mapping, path in files:
+            if not _is_json_lines(path):
+                workspace.wait()  # the store takes the groups in file order
+                reports.append(_map_document(mapping, Path(path), tenant_id=tenant_id, store=store, run_id=run_id))
+                continue
+            mapper = _FileMapper(mapping, workspace, tenant_id=tenant_id, store=store, run_id=run_id,
+                                 flush_events=flush_events, keep_dead_letters=keep_dead_letters)
+            lines = _LineFile(path)
+            try:
+                while lines.more():
+                    mapper.map_segment(_Segment(lines, segment_records, segment_chars))
+                mapper.flush()
+            except Exception:
+                if lines.error is not None:
+                    raise lines.error from None
+                raise
+            finally:
+                lines.close()
+            reports.append(mapper.report)
+        failed = False
     finally:
-        lines.close()
-        mapper.close()
-    return mapper.report
+        workspace.close(failed=failed)
+    return reports
 
 
 def _map_document(mapping: CompiledMapping, path: Path, *, tenant_id: str, store, run_id: str | None) -> FileReport:
@@ -410,4 +483,4 @@ def _map_document(mapping: CompiledMapping, path: Path, *, tenant_id: str, store
                         run_id=run_id, precedence=int(getattr(mapping.spec, "precedence", 100)), report=report)
 
 
-__all__ = ["FileReport", "map_file"]
+__all__ = ["FileReport", "map_file", "map_files"]

@@ -13,7 +13,7 @@ import pytest
 from integrations.mapping import ENGINES, PythonEngine, get_engine, load_mapping
 from integrations.mapping._sql import SqlEngine, explain, plan_mapping
 from integrations.mapping._sql_compile import sql_str
-from integrations.mapping._sql_file import map_file
+from integrations.mapping._sql_file import map_file, map_files
 from integrations.mapping._sql_regex import Unsupported, to_re2
 from integrations.mapping._sql_store import rows_query
 from integrations.pipeline import map_items, store_result
@@ -146,6 +146,67 @@ def test_map_file_scans_each_segment_once_per_output(tmp_path):
     _expected, report = _both_paths(load_mapping(text), path, tmp_path, segment_records=2)
     assert report.segments == 4 and report.events == 15
     assert "line 4 is not valid JSON" in report.rejections[0].reason
+
+
+def _pushes(n: int) -> list[dict]:
+    """n pushes of 2 commits each, every commit id its own."""
+    records = [push_record(2, ref=f"refs/heads/b{i}") for i in range(n)]
+    for i, record in enumerate(records):
+        for k, commit in enumerate(record["commits"]):
+            commit["id"] = f"{2 * i + k:040x}"
+    return records
+
+
+def test_map_files_merges_in_file_order_while_the_next_is_mapped(tmp_path):
+    """Groups merge on a writer thread in the order they were made: a later file's changed event wins,
+    as when the Python pipeline ingests the files one after the other; one complete report per file."""
+    mapping = load_mapping(PUSH)
+    first = _pushes(6)
+    second = json.loads(json.dumps(first[:3]))
+    for record in second:
+        record["commits"][0]["message"] = "amended"
+    paths = []
+    for name, records in (("a.jsonl", first), ("b.jsonl", second)):
+        paths.append(tmp_path / name)
+        paths[-1].write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    python_store, sql_store = EventStore(tmp_path / "p.duckdb"), EventStore(tmp_path / "s.duckdb")
+    expected = []
+    for path in paths:
+        result = map_items(PythonEngine(), mapping, iter_records(path), "acme")
+        expected.append(store_result(python_store, tenant_id="acme", plugin="github", source="push", result=result,
+                                     precedence=mapping.spec.precedence))
+    reports = map_files([(mapping, p) for p in paths], tenant_id="acme", store=sql_store, segment_records=2,
+                        flush_events=1)
+    assert _store_dump(sql_store) == _store_dump(python_store)
+    counts = ("read", "mapped", "events", "inserted", "updated", "unchanged")
+    assert [[getattr(r, k) for k in counts] for r in reports] == [[getattr(e, k) for k in counts] for e in expected]
+    assert [r.flushes for r in reports] == [3, 2]
+
+
+def test_map_files_stops_at_a_bad_file_and_keeps_what_was_merged(tmp_path):
+    """A file that is not UTF-8 stops the call with its own error; the groups of the files before it land."""
+    from integrations.errors import UsageError
+
+    good, bad = tmp_path / "good.jsonl", tmp_path / "bad.jsonl"
+    good.write_text("".join(json.dumps(r) + "\n" for r in _pushes(3)), encoding="utf-8")
+    bad.write_bytes(b'{"ref": "\xff"}\n')
+    store = EventStore(tmp_path / "s.duckdb")
+    with pytest.raises(UsageError, match="not UTF-8"):
+        map_files([(load_mapping(PUSH), good), (load_mapping(PUSH), bad)], tenant_id="acme", store=store)
+    assert store.count_events("acme") == 6
+
+
+def test_map_files_raises_a_failed_merge(tmp_path):
+    """A merge fails on the writer thread: the caller gets that error, not a report."""
+
+    class Broken(EventStore):
+        def attached(self, conn):
+            raise RuntimeError("store is gone")
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _pushes(2)), encoding="utf-8")
+    with pytest.raises(RuntimeError, match="store is gone"):
+        map_files([(load_mapping(PUSH), path)], tenant_id="acme", store=Broken(tmp_path / "s.duckdb"))
 
 
 def test_sql_engine_is_registered_and_the_default():
