@@ -61,11 +61,19 @@ def open_connection(path: Path, *, read_only: bool, lock_timeout: float) -> duck
     return _waiting_for_lock(path, lock_timeout, connect)
 
 
+# Bulk merges attach the store with row groups of this many rows (DuckDB's default is 122,880).
+# An insert writes each full row group to the file, compressed, as it goes; with the default a
+# merge of 100,000 events held them all in memory until the commit, then compressed them there on
+# one thread (push events at 100,000 records: 1.7-2.1 s and +237 MB, against 1.25 s and +16 MB).
+BULK_ROW_GROUP_SIZE = 16_384
+
+
 def attach(conn: duckdb.DuckDBPyConnection, path: Path, *, alias: str, lock_timeout: float) -> None:
-    """ATTACH the file to another database's connection for writing, waiting like `open_connection`."""
+    """ATTACH the file to another database's connection for bulk writing, waiting like `open_connection`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     literal = str(path).replace("'", "''")
-    _waiting_for_lock(path, lock_timeout, lambda: conn.execute(f"ATTACH '{literal}' AS {alias}"))
+    _waiting_for_lock(path, lock_timeout, lambda: conn.execute(
+        f"ATTACH '{literal}' AS {alias} (ROW_GROUP_SIZE {BULK_ROW_GROUP_SIZE})"))
 
 
 @contextlib.contextmanager
