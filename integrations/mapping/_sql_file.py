@@ -41,6 +41,7 @@ from integrations.mapping._engine import MapResult, PythonEngine, Rejection
 from integrations.mapping._sql import ASSEMBLY_ERRORS, CHUNK_ROWS, _assemble, connect, plan_mapping
 from integrations.mapping._sql_store import EVENT_COLUMNS, install_store_macros, rows_query
 from integrations.pipeline import SourceReport, map_items, store_result
+from integrations.store._connection import BULK_ROW_GROUP_SIZE
 
 # Lines whose JSON DuckDB reads but Python would not (trailing commas), or reads differently (NaN):
 # they go to the Python path, which reads them exactly as `integrations.records` does.
@@ -214,8 +215,11 @@ class _Workspace:
         for setting in (f"memory_limit = '{memory_limit}'", f"temp_directory = '{self.spill}'",
                         "preserve_insertion_order = false", "TimeZone = 'UTC'"):
             self.conn.execute(f"SET {setting}")
+        # The groups' tables live in small row groups, so that a merge reads them on both threads.
+        self.conn.execute(f"ATTACH ':memory:' AS _groups (ROW_GROUP_SIZE {BULK_ROW_GROUP_SIZE})")
+        self.conn.execute("USE _groups")
         # The merges read the groups' tables with the store as default catalog: they name this one.
-        self.catalog = self.conn.execute("SELECT current_database()").fetchall()[0][0]
+        self.catalog = "_groups"
         self.files = 0  # table name prefixes, one per file
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="integrations-store-writer")
         self._pending: Future | None = None
