@@ -653,7 +653,10 @@ class Compiler:
         s, check = self.as_str(v, nullable=True)
         subject = self.hoist(V(s, "str", None, **_meta(v)))
         p = sql_str(re2.pattern)
-        raw = self.hoist(V(f"regexp_extract({subject.sql}, {p}, {re2.group})", "str", None, **_meta(subject)))
+        extracted = f"regexp_extract({subject.sql}, {p}, {re2.group})"
+        if re2.take is not None:  # the subject is ASCII (guarded below): characters are bytes
+            extracted = f"left({extracted}, {re2.take})"
+        raw = self.hoist(V(extracted, "str", None, **_meta(subject)))
         guards = [check, f"isascii({subject.sql})"]
         if re2.no_final_newline:
             guards.append(f"NOT coalesce(suffix({subject.sql}, chr(10)), false)")

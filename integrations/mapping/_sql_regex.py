@@ -46,6 +46,7 @@ class Re2Pattern:
     group_always_set: bool  # group 1 takes part in every match (an empty result is a real '')
     never_empty: bool  # what Python returns (group 1, or the match) is never '': '' from DuckDB means no match
     no_final_newline: bool  # the subject must not end with '\n' for the rewrite to hold
+    take: int | None = None  # keep the first `take` characters of group 1 (see `_Writer.trailing_take`)
 
 
 def _char(code: int) -> str:
@@ -60,6 +61,7 @@ class _Writer:
         self.needs_no_final_newline = False
         self.group1_always = True
         self.group1_min_width = 0
+        self.take: int | None = None
 
     def seq(self, items: list, *, terminal: bool, in_capture: bool, optional: bool) -> str:
         out = []
@@ -93,6 +95,10 @@ class _Writer:
                 self.group1_always = False
             if group == 1:
                 self.group1_min_width = body.getwidth()[0]
+                if terminal and self.groups == 1:
+                    unbounded = self.trailing_take(list(body))
+                    if unbounded is not None:
+                        return "(" + unbounded + ")"
             return "(" + self.seq(list(body), terminal=terminal, in_capture=True, optional=optional) + ")"
         if op in (C.MAX_REPEAT, C.MIN_REPEAT):
             lo, hi, body = av
@@ -113,6 +119,27 @@ class _Writer:
             lazy = "?" if op is C.MIN_REPEAT else ""
             return f"(?:{inner}){quant}{lazy}"
         raise Unsupported(f"regex construct {str(op).lower()}")
+
+    def trailing_take(self, body: list) -> str | None:
+        """`(C{lo,hi})` ending the pattern, C one character: RE2 form `(C{lo,})`, and `take` = hi.
+
+        RE2 builds hi copies of C for a counted repeat and extracts groups from it slowly (the
+        CloudWatch mapping's first-line pattern `([^\\r\\n]{0,200})` took a fifth of that query).
+        Nothing follows the group, so whichever path the pattern takes before it, the greedy
+        repeat stops at hi or at the first character outside C: the first hi characters of the
+        unbounded group are the same text. None when the group is not of that shape.
+        """
+        if len(body) != 1 or body[0][0] is not C.MAX_REPEAT:
+            return None
+        lo, hi, inner = body[0][1]
+        inner = list(inner)
+        if hi is C.MAXREPEAT or hi > 1000 or lo > 1000 or len(inner) != 1:
+            return None
+        if inner[0][0] not in (C.LITERAL, C.NOT_LITERAL, C.ANY, C.IN):
+            return None
+        char = self.item(inner[0][0], inner[0][1], terminal=False, in_capture=True, optional=lo == 0)
+        self.take = hi
+        return f"(?:{char})" + ("*" if lo == 0 else "+" if lo == 1 else f"{{{lo},}}")
 
     def at(self, where, *, terminal: bool, in_capture: bool) -> str:
         if where in (C.AT_BEGINNING, C.AT_BEGINNING_STRING):
@@ -189,4 +216,4 @@ def to_re2(pattern: str) -> Re2Pattern:
     text = (f"(?{prefix})" if prefix else "") + body
     min_width = writer.group1_min_width if groups > 0 else parsed.getwidth()[0]
     return Re2Pattern(pattern=text, group=1 if groups > 0 else 0, group_always_set=writer.group1_always or groups == 0,
-                      never_empty=min_width > 0, no_final_newline=writer.needs_no_final_newline)
+                      never_empty=min_width > 0, no_final_newline=writer.needs_no_final_newline, take=writer.take)

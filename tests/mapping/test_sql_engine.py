@@ -9,6 +9,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from integrations.mapping import ENGINES, PythonEngine, get_engine, load_mapping
 from integrations.mapping._sql import SqlEngine, explain, plan_mapping
@@ -280,10 +282,11 @@ def test_python_runs_only_where_the_compiled_head_of_an_or_does_not_decide(monke
 @pytest.mark.parametrize("pattern", [
     r"^refs/heads/(.+)$", r"(?i)task timed out", r"^\s*([^\r\n]{0,200})", r"(?i)^(.+?)[-_.](?:5xx|errors?)(?:[-_.]|$)",
     r"([0-9]+)$", r"x$", r"(a)|(b)", r"\bword\b", r"[\w.]+@[\w.]+", r"\d{2,3}", r"(?:^|[\s\[\]])(error)(?:$|[\s\]])",
+    r"(\d{2,3})", r"^\w+(\d{0,2})", r"(?:x|(\w{1,4}))", r"a(b{0,2})", r"(.{0,3})", r"(?i)(E{2})", r"^\s*(\S{1,5})",
 ])
 @pytest.mark.parametrize("subject", ["refs/heads/main", "refs/heads/main\n", "Task Timed Out\n", "  first line\nsecond",
                                      "api-5xx", "api_errors\n", "abc123", "b", "x\n", "a word here", "mona@example.com",
-                                     "[error] 42\n", "", "\n", "\x0b tab\x1f"])
+                                     "[error] 42\n", "", "\n", "\x0b tab\x1f", "abbbbc 12345678", "eEe"])
 def test_regex_rewrite_matches_python_on_ascii(pattern, subject):
     """regex_extract() under RE2 gives Python's answer (or the guard sends the value to Python)."""
     re2 = to_re2(pattern)
@@ -291,15 +294,40 @@ def test_regex_rewrite_matches_python_on_ascii(pattern, subject):
         return
     match = re.search(pattern, subject)
     expected = None if match is None else (match.group(1) if match.groups() else match.group(0))
-    conn = duckdb.connect()
-    raw, matched = conn.execute("SELECT regexp_extract(?, ?, ?), regexp_matches(?, ?)",
-                                [subject, re2.pattern, re2.group, subject, re2.pattern]).fetchall()[0]
+    raw, matched = _run_re2(re2, subject)
     actual = raw if raw != "" else ("" if matched else None)
     if expected is None and re2.group == 1 and not re2.group_always_set and matched:
         return  # the engine's guard hands this value to Python
     if raw == "" and matched and not re2.group_always_set:
         return
     assert actual == expected
+
+
+def _run_re2(re2, subject: str) -> tuple[str | None, bool | None]:
+    """DuckDB's regexp_extract() (cut to `take` characters, as the compiler does) and regexp_matches()."""
+    conn = duckdb.connect()
+    take = re2.take if re2.take is not None else 2**31 - 1
+    return conn.execute("SELECT left(regexp_extract(?, ?, ?), ?), regexp_matches(?, ?)",
+                        [subject, re2.pattern, re2.group, take, subject, re2.pattern]).fetchall()[0]
+
+
+_ASCII_RUNS = st.text(alphabet="ab \n\r1", max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(prefix=st.sampled_from(["", "^", "a", "^\\s*", "(?:a|b)", "b?", "(?i)A"]),
+       char=st.sampled_from(["a", "[^\\r\\n]", ".", "[ab]", "\\d", "\\S"]),
+       bounds=st.tuples(st.integers(0, 3), st.integers(0, 4)), subject=_ASCII_RUNS)
+def test_trailing_bounded_repeat_cut_to_take_matches_python(prefix, char, bounds, subject):
+    """`prefix(C{lo,hi})` runs in RE2 as `prefix(C{lo,})` cut to hi characters, with Python's result."""
+    lo, hi = min(bounds), max(bounds)
+    pattern = f"{prefix}({char}{{{lo},{hi}}})"
+    re2 = to_re2(pattern)
+    assert re2.take == hi and f",{hi}}}" not in re2.pattern
+    match = re.search(pattern, subject)
+    raw, matched = _run_re2(re2, subject)
+    assert bool(matched) == (match is not None)
+    assert raw == (match.group(1) if match else "")
 
 
 @pytest.mark.parametrize("pattern", [
