@@ -21,8 +21,12 @@ from jmespath import functions
 from integrations.errors import RecordError
 
 
-def _iso_from_epoch_seconds(seconds: float) -> str:
-    moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+def _iso_from_epoch_seconds(seconds: float, *, function: str = "from_epoch", value: Any = None) -> str:
+    try:
+        moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):  # the C library's range, which raises OSError on Linux
+        shown = seconds if value is None else value
+        raise RecordError(f"{function}(): {shown!r} is not a time between the years 1 and 9999") from None
     if moment.microsecond:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -49,12 +53,18 @@ class MappingFunctions(functions.Functions):
     @functions.signature({"types": ["number", "null"]})
     def _func_from_epoch(self, seconds):
         """ISO-8601 UTC from epoch seconds: `from_epoch(\\`1700000000\\`)`."""
-        return None if seconds is None else _iso_from_epoch_seconds(seconds)
+        return None if seconds is None else _iso_from_epoch_seconds(seconds, function="from_epoch")
 
     @functions.signature({"types": ["number", "null"]})
     def _func_from_epoch_ms(self, millis):
         """ISO-8601 UTC from epoch milliseconds (CloudWatch Logs timestamps)."""
-        return None if millis is None else _iso_from_epoch_seconds(millis / 1000.0)
+        if millis is None:
+            return None
+        try:
+            seconds = millis / 1000.0
+        except OverflowError:  # an integer too large for a float
+            seconds = float("inf")
+        return _iso_from_epoch_seconds(seconds, function="from_epoch_ms", value=millis)
 
     @functions.signature({"types": ["string", "null"]})
     def _func_lower(self, text):

@@ -52,6 +52,12 @@ def test_gunzip_base64_decodes_a_log_subscription_payload():
     ("gunzip_base64('!!!')", {}, "cannot decode"),
     ("format('{} {}', a)", {"a": 1}, "2 placeholders but 1 values"),
     ("regex_extract('a', '(')", {}, "bad pattern"),
+    # Out of datetime's range: OSError (EOVERFLOW) or OverflowError from the C library, found by
+    # the differential test with an id of 67768036191676796929 read as epoch milliseconds.
+    ("from_epoch_ms(n)", {"n": 67768036191676796929}, r"from_epoch_ms\(\): 67768036191676796929 is not a time"),
+    ("from_epoch_ms(n)", {"n": 10**400}, "from_epoch_ms"),
+    ("from_epoch(n)", {"n": -10**12}, r"from_epoch\(\): .* years 1 and 9999"),
+    ("from_epoch(n)", {"n": 1e300}, "from_epoch"),
 ])
 def test_function_errors_are_record_errors(expression, data, message):
     with pytest.raises(RecordError, match=message):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -160,3 +161,21 @@ def test_sql_engine_matches_python_engine(spec, batch):
     expected = PythonEngine().map(compiled, batch, tenant_id="t")
     actual = ENGINE.map(compiled, batch, tenant_id="t")
     assert _key(actual) == _key(expected), json.dumps(spec)[:2000]
+
+
+@pytest.mark.parametrize("value", [67768036191676796929, -(10**15), 10**400, 1e300, 1700000000123])
+def test_epoch_out_of_datetime_range_rejects_the_record_in_both_engines(value):
+    """A time no datetime can hold (the C library raises OSError for it) is a rejection naming the
+    field, the same in both engines, not an exception out of the batch (found by the test above)."""
+    spec = {"plugin": "gen", "source": "gen", "outputs": [{
+        "kind": "thing", "event_type": "system",
+        "fields": {"external_id": "to_string(id)", "occurred_at": "from_epoch_ms(id)", "title": "'t'"}}]}
+    compiled, errors = compile_mapping_text(yaml.safe_dump(spec))
+    assert compiled is not None and not errors
+    batch = [{"id": value}, {"id": 1700000000000}]
+    expected = PythonEngine().map(compiled, batch, tenant_id="t")
+    assert _key(ENGINE.map(compiled, batch, tenant_id="t")) == _key(expected)
+    assert len(expected.events) == (2 if value == 1700000000123 else 1)
+    if value != 1700000000123:
+        (rejection,) = expected.rejections
+        assert rejection.field == "occurred_at" and "from_epoch_ms()" in rejection.reason
