@@ -67,8 +67,11 @@ class RateLimitState:
         self.resource = headers.get("x-ratelimit-resource")
 
     def as_dict(self) -> dict[str, Any]:
-        reset_at = (datetime.fromtimestamp(self.reset, timezone.utc).isoformat()
-                    if self.reset is not None else None)
+        try:
+            reset_at = (datetime.fromtimestamp(self.reset, timezone.utc).isoformat()
+                        if self.reset is not None else None)
+        except (OverflowError, OSError, ValueError):  # a header no date can hold: reported as is, without a date
+            reset_at = None
         return {"limit": self.limit, "remaining": self.remaining, "reset": self.reset, "reset_at": reset_at,
                 "used": self.used, "resource": self.resource, "waited_s": round(sum(self.waits), 3)}
 
