@@ -21,12 +21,12 @@ from jmespath import functions
 from integrations.errors import RecordError
 
 
-def _iso_from_epoch_seconds(seconds: float, *, function: str = "from_epoch", value: Any = None) -> str:
+def _iso_from_epoch_seconds(seconds: float, *, function: str, value: Any) -> str:
+    """`value` is what the mapping passed to `function`, named in the error when no date can hold it."""
     try:
         moment = datetime.fromtimestamp(seconds, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):  # the C library's range, which raises OSError on Linux
-        shown = seconds if value is None else value
-        raise RecordError(f"{function}(): {shown!r} is not a time between the years 1 and 9999") from None
+        raise RecordError(f"{function}(): {value!r} is not a time between the years 1 and 9999") from None
     if moment.microsecond:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -53,7 +53,7 @@ class MappingFunctions(functions.Functions):
     @functions.signature({"types": ["number", "null"]})
     def _func_from_epoch(self, seconds):
         """ISO-8601 UTC from epoch seconds: `from_epoch(\\`1700000000\\`)`."""
-        return None if seconds is None else _iso_from_epoch_seconds(seconds, function="from_epoch")
+        return None if seconds is None else _iso_from_epoch_seconds(seconds, function="from_epoch", value=seconds)
 
     @functions.signature({"types": ["number", "null"]})
     def _func_from_epoch_ms(self, millis):
