@@ -220,15 +220,19 @@ def credential_resolver(store: EventStore, registry: PluginRegistry):
 
 
 def _lazy_inbox_reader(path: Path | None):
-    """The webhook inbox is opened only when a tenant has a webhook source."""
-    opened: list = []
+    """Each plugin's webhook inbox is opened only when a tenant has a webhook source of that plugin.
+
+    GitHub's inbox is `path` (default `data/inbox/github.sqlite`); another plugin's is
+    `<plugin>.sqlite` beside it, where `integrations webhooks serve` files that plugin's deliveries.
+    """
+    readers: dict[str, Any] = {}
 
     def read(tenant_id: str, plugin: str, source: str):
-        if not opened:
-            from integrations.webhooks import Inbox, default_inbox_path, inbox_reader
+        if plugin not in readers:
+            from integrations.webhooks import Inbox, inbox_path_for, inbox_reader
 
-            opened.append(inbox_reader(Inbox(path or default_inbox_path())))
-        return opened[0](tenant_id, plugin, source)
+            readers[plugin] = inbox_reader(Inbox(inbox_path_for(plugin, path)), plugin=plugin)
+        return readers[plugin](tenant_id, plugin, source)
 
     return read
 

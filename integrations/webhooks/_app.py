@@ -1,21 +1,24 @@
-"""The GitHub webhook receiver: a small Starlette (ASGI) app, served by uvicorn.
+"""The webhook receiver: a small Starlette (ASGI) app, served by uvicorn.
 
-    POST /webhooks/github/{tenant}   verify, de-duplicate, store in the inbox, then answer
-    GET  /healthz                    200 when the inbox can be read, 503 otherwise
+    POST /webhooks/github/{tenant}       GitHub: verify, de-duplicate, store in the inbox, then answer
+    POST /webhooks/cloudwatch/{tenant}   AWS EventBridge (API destination): the same, into the
+                                         cloudwatch inbox, filed under the source that reads it
+    GET  /healthz                        200 when the inboxes can be read, 503 otherwise
 
 Answers to a delivery, in the order they are decided:
 
     413  body over `max_body_bytes` (counted while it streams in; never held whole in memory)
     404  no webhook secret for this tenant (the same answer whether or not the tenant exists)
-    401  X-Hub-Signature-256 missing or wrong
-    400  no X-GitHub-Delivery or X-GitHub-Event header, or the body carries no JSON object
-    200  {"status": "pong"}        a `ping` event; nothing stored
+    401  GitHub: X-Hub-Signature-256 missing or wrong; EventBridge: x-api-key missing or wrong
+    400  no X-GitHub-Delivery or X-GitHub-Event header, the body carries no JSON object, or
+         (EventBridge) an event of a detail-type no source reads
+    200  {"status": "pong"}        a GitHub `ping` event; nothing stored
     202  {"status": "accepted"}    stored and committed to disk
     200  {"status": "duplicate"}   this delivery id was stored before; nothing changed
-    503  the secret source or the inbox failed; GitHub shows the failure and it can be redelivered
+    503  the secret source or the inbox failed; the sender shows the failure and can redeliver
 
 Blocking work (secret lookup, SQLite) runs in the thread pool so the event loop keeps taking
-deliveries. The secret and the signature are never logged or echoed.
+deliveries. Secrets, signatures and API keys are never logged or echoed.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from integrations.errors import ConfigError, IntegrationsError, RecordError, StoreError
+from integrations.webhooks._eventbridge import API_KEY_HEADER, api_key_matches, cloudwatch_source, delivery_id
 from integrations.webhooks._inbox import Inbox
+from integrations.webhooks._payload import parse_payload
 from integrations.webhooks._secrets import SecretLookup
 from integrations.webhooks._signature import SIGNATURE_HEADER, verify_signature
 
@@ -78,12 +83,16 @@ async def _not_found(request: Request, exc: Exception) -> JSONResponse:
 
 
 class _Receiver:
-    def __init__(self, inbox: Inbox, secret_lookup: SecretLookup, max_body_bytes: int) -> None:
+    def __init__(self, inbox: Inbox, secret_lookup: SecretLookup, max_body_bytes: int,
+                 aws_inbox: Inbox | None = None, aws_secret_lookup: SecretLookup | None = None) -> None:
         self.inbox = inbox
         self.secret_lookup = secret_lookup
         self.max_body_bytes = max_body_bytes
+        self.aws_inbox = aws_inbox
+        self.aws_secret_lookup = aws_secret_lookup
 
-    async def github(self, request: Request) -> JSONResponse:
+    async def _admit(self, request: Request, lookup: SecretLookup) -> JSONResponse | tuple[str, bytes, bytes]:
+        """The tenant, its secret and the body; or the answer that turns the delivery away."""
         tenant = request.path_params["tenant"]
         try:
             body = await _read_body(request, self.max_body_bytes)
@@ -97,7 +106,7 @@ class _Receiver:
         if not _TENANT.fullmatch(tenant):
             return _answer(404, error="not found")
         try:
-            secret = await run_in_threadpool(self.secret_lookup, tenant)
+            secret = await run_in_threadpool(lookup, tenant)
         except IntegrationsError as err:  # the project's errors never carry secret values
             log.error("tenant %s: webhook secret lookup failed: %s", tenant, err)
             return _answer(503, error="webhook secret unavailable")
@@ -106,56 +115,89 @@ class _Receiver:
             return _answer(503, error="webhook secret unavailable")
         if not secret:
             return _answer(404, error="not found")
+        return tenant, secret, body
 
+    async def _store(self, inbox: Inbox, tenant: str, delivery: str, event_name: str, headers, body: bytes,
+                     ) -> JSONResponse:
+        try:
+            added = await run_in_threadpool(lambda: inbox.add(tenant, delivery, headers, body, event_name=event_name))
+        except RecordError as err:
+            return _answer(400, error=err.message)
+        except StoreError as err:
+            log.error("tenant %s: delivery %s not stored: %s", tenant, delivery, err)
+            return _answer(503, error="inbox unavailable")
+        if not added:
+            log.info("tenant %s: delivery %s (%s) was already stored", tenant, delivery, event_name)
+            return _answer(200, status="duplicate", delivery=delivery)
+        log.info("tenant %s: delivery %s (%s) stored", tenant, delivery, event_name)
+        return _answer(202, status="accepted", delivery=delivery)
+
+    async def github(self, request: Request) -> JSONResponse:
+        admitted = await self._admit(request, self.secret_lookup)
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        tenant, secret, body = admitted
         headers = request.headers
-        delivery_id = headers.get("x-github-delivery", "").strip()
+        delivery = headers.get("x-github-delivery", "").strip()
         if not verify_signature(secret, body, headers.get(SIGNATURE_HEADER)):
-            log.warning("tenant %s: delivery %r refused: %s missing or wrong", tenant, delivery_id[:64],
+            log.warning("tenant %s: delivery %r refused: %s missing or wrong", tenant, delivery[:64],
                         SIGNATURE_HEADER)
             return _answer(401, error=f"{SIGNATURE_HEADER} missing or wrong")
         event_name = headers.get("x-github-event", "").strip()
-        if not delivery_id or len(delivery_id) > 128:
+        if not delivery or len(delivery) > 128:
             return _answer(400, error="missing or malformed X-GitHub-Delivery header")
         if not event_name:
             return _answer(400, error="missing X-GitHub-Event header")
         if event_name == "ping":
             log.info("tenant %s: ping (hook %s)", tenant, headers.get("x-github-hook-id"))
             return _answer(200, status="pong")
+        return await self._store(self.inbox, tenant, delivery, event_name, headers, body)
 
+    async def cloudwatch(self, request: Request) -> JSONResponse:
+        if self.aws_inbox is None or self.aws_secret_lookup is None:
+            return _answer(404, error="not found")
+        admitted = await self._admit(request, self.aws_secret_lookup)
+        if isinstance(admitted, JSONResponse):
+            return admitted
+        tenant, secret, body = admitted
+        if not api_key_matches(secret, request.headers.get(API_KEY_HEADER)):
+            log.warning("tenant %s: EventBridge delivery refused: %s missing or wrong", tenant, API_KEY_HEADER)
+            return _answer(401, error=f"{API_KEY_HEADER} missing or wrong")
         try:
-            added = await run_in_threadpool(self.inbox.add, tenant, delivery_id, headers, body)
+            payload = parse_payload(body, request.headers.get("content-type"))
+            source = cloudwatch_source(payload)
         except RecordError as err:
-            return _answer(400, error=err.message)
-        except StoreError as err:
-            log.error("tenant %s: delivery %s not stored: %s", tenant, delivery_id, err)
-            return _answer(503, error="inbox unavailable")
-        if not added:
-            log.info("tenant %s: delivery %s (%s) was already stored", tenant, delivery_id, event_name)
-            return _answer(200, status="duplicate", delivery=delivery_id)
-        log.info("tenant %s: delivery %s (%s) stored", tenant, delivery_id, event_name)
-        return _answer(202, status="accepted", delivery=delivery_id)
+            log.warning("tenant %s: EventBridge delivery refused: %s", tenant, err.message)
+            where = {"field": err.field, "hint": err.hint}
+            return _answer(400, error=err.message, **{k: v for k, v in where.items() if v})
+        return await self._store(self.aws_inbox, tenant, delivery_id(payload, body), source, request.headers, body)
 
     async def healthz(self, request: Request) -> JSONResponse:
         try:
             await run_in_threadpool(self.inbox.check)
+            if self.aws_inbox is not None:
+                await run_in_threadpool(self.aws_inbox.check)
         except StoreError as err:
             log.error("health check: %s", err)
             return _answer(503, status="unavailable", inbox="unreachable")
         return _answer(200, status="ok", inbox="ok")
 
 
-def create_app(inbox: Inbox, secret_lookup: SecretLookup, *,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> Starlette:
-    """The receiver as an ASGI app, storing into `inbox` and verifying with `secret_lookup`."""
+def create_app(inbox: Inbox, secret_lookup: SecretLookup, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               aws_inbox: Inbox | None = None, aws_secret_lookup: SecretLookup | None = None) -> Starlette:
+    """The receiver as an ASGI app: GitHub deliveries into `inbox`, verified with `secret_lookup`;
+    with `aws_inbox` and `aws_secret_lookup`, EventBridge deliveries on /webhooks/cloudwatch/ too."""
     if max_body_bytes < 1:
         raise ConfigError(f"max_body_bytes must be positive, got {max_body_bytes}", field="max_body_bytes")
-    receiver = _Receiver(inbox, secret_lookup, max_body_bytes)
+    receiver = _Receiver(inbox, secret_lookup, max_body_bytes, aws_inbox, aws_secret_lookup)
     app = Starlette(
         routes=[
             Route("/webhooks/github/{tenant}", receiver.github, methods=["POST"]),
+            Route("/webhooks/cloudwatch/{tenant}", receiver.cloudwatch, methods=["POST"]),
             Route("/healthz", receiver.healthz, methods=["GET"]),
         ],
         exception_handlers={404: _not_found},  # a path no route matches answers like an unknown tenant
     )
     app.state.inbox = inbox
+    app.state.aws_inbox = aws_inbox
     return app

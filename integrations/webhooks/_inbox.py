@@ -66,6 +66,17 @@ def default_inbox_path() -> Path:
     return Path(os.environ.get("INTEGRATIONS_WEBHOOK_INBOX", str(DEFAULT_INBOX)))
 
 
+def inbox_path_for(plugin: str, github_inbox: Path | None = None) -> Path:
+    """Each plugin's deliveries have their own inbox file: GitHub's is `github_inbox` (default
+    `default_inbox_path()`), another plugin's is `<plugin>.sqlite` in the same folder.
+
+    Separate files keep one sender's burst from holding the other's writes, and keep the schema
+    (keyed by tenant and the sender's delivery id) the same for every plugin.
+    """
+    github = github_inbox or default_inbox_path()
+    return github if plugin == "github" else github.with_name(f"{plugin}.sqlite")
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
@@ -143,15 +154,17 @@ class Inbox:
 
     # -- the receiver's side -----------------------------------------------------------------
 
-    def add(self, tenant_id: str, delivery_id: str, headers: Mapping[str, str], body: bytes) -> bool:
+    def add(self, tenant_id: str, delivery_id: str, headers: Mapping[str, str], body: bytes, *,
+            event_name: str | None = None) -> bool:
         """Store a delivery durably; True when new, False when this delivery id was already there.
 
         The body must carry a JSON object (RecordError otherwise), so the runner never drains a
-        delivery it cannot decode.
+        delivery it cannot decode. `event_name` (the source that reads it) defaults to GitHub's
+        X-GitHub-Event header.
         """
         kept = relevant_headers(headers)
         parse_payload(body, kept.get("Content-Type"))
-        event_name = kept.get("X-GitHub-Event")
+        event_name = event_name or kept.get("X-GitHub-Event")
         if not event_name:
             raise RecordError("delivery has no X-GitHub-Event header", field="X-GitHub-Event")
         target = None

@@ -16,20 +16,21 @@ from collections.abc import Callable, Mapping
 
 SecretLookup = Callable[[str], "bytes | None"]
 
-SECRET_ENV_PREFIX = "INTEGRATIONS_WEBHOOK_SECRET_"
+SECRET_ENV_PREFIX = "INTEGRATIONS_WEBHOOK_SECRET_"  # GitHub's (the first webhook sender)
+CLOUDWATCH_SECRET_ENV_PREFIX = "INTEGRATIONS_CLOUDWATCH_WEBHOOK_SECRET_"  # the EventBridge connection's API key
 
 
-def secret_env_name(tenant_id: str) -> str:
+def secret_env_name(tenant_id: str, prefix: str = SECRET_ENV_PREFIX) -> str:
     """`acme-prod` -> `INTEGRATIONS_WEBHOOK_SECRET_ACME_PROD` (upper case, other characters to `_`)."""
-    return SECRET_ENV_PREFIX + re.sub(r"[^A-Z0-9]", "_", tenant_id.upper())
+    return prefix + re.sub(r"[^A-Z0-9]", "_", tenant_id.upper())
 
 
-def env_secret_lookup(environ: Mapping[str, str] | None = None) -> SecretLookup:
-    """Secrets from `INTEGRATIONS_WEBHOOK_SECRET_<TENANT>` (read at each call unless `environ` is given)."""
+def env_secret_lookup(environ: Mapping[str, str] | None = None, *, prefix: str = SECRET_ENV_PREFIX) -> SecretLookup:
+    """Secrets from `<prefix><TENANT>` (read at each call unless `environ` is given)."""
 
     def lookup(tenant_id: str) -> bytes | None:
         env = os.environ if environ is None else environ
-        value = env.get(secret_env_name(tenant_id))
+        value = env.get(secret_env_name(tenant_id, prefix))
         return value.encode("utf-8") if value else None
 
     return lookup

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -24,7 +25,7 @@ def test_serve_is_a_subcommand_with_the_documented_options():
     runner = CliRunner()
     assert "serve" in runner.invoke(command, ["--help"]).output
     help_text = runner.invoke(command, ["serve", "--help"]).output
-    for option in ("--host", "--port", "--inbox", "--max-body-bytes", "127.0.0.1", "8000"):
+    for option in ("--host", "--port", "--inbox", "--cloudwatch-inbox", "--max-body-bytes", "127.0.0.1", "8000"):
         assert option in help_text
 
 
@@ -48,7 +49,9 @@ def test_serve_receives_a_delivery_end_to_end(tmp_path: Path, push_body: bytes):
     secret = secrets.token_hex(20)
     inbox_path = tmp_path / "inbox" / "github.sqlite"
     port = free_port()
+    api_key = secrets.token_urlsafe(32)
     env = {**os.environ, "INTEGRATIONS_WEBHOOK_SECRET_ACME_PROD": secret, "PYTHONUNBUFFERED": "1",
+           "INTEGRATIONS_CLOUDWATCH_WEBHOOK_SECRET_ACME_PROD": api_key,
            "INTEGRATIONS_TENANTS": str(tmp_path / "tenants")}
     env.pop("INTEGRATIONS_WEBHOOK_INBOX", None)
     proc = subprocess.Popen(
@@ -75,13 +78,23 @@ def test_serve_receives_a_delivery_end_to_end(tmp_path: Path, push_body: bytes):
         assert httpx.post(f"{url}/webhooks/github/acme", content=push_body, headers=headers).status_code == 404
         big = b'{"x": "' + b"y" * 100_000 + b'"}'
         assert httpx.post(f"{url}/webhooks/github/acme-prod", content=big, headers=headers).status_code == 413
+        alarm = (Path(__file__).resolve().parents[2] / "mappings" / "cloudwatch" / "examples" / "alarm_state_change"
+                 / "single_metric_alarm.input.json").read_bytes()
+        aws_headers = {"Content-Type": "application/json", "x-api-key": api_key}
+        assert httpx.post(f"{url}/webhooks/cloudwatch/acme-prod", content=alarm, headers=aws_headers).status_code == 202
+        assert httpx.post(f"{url}/webhooks/cloudwatch/acme-prod", content=alarm,
+                          headers={**aws_headers, "x-api-key": secret}).status_code == 401  # GitHub's secret is not the key
     finally:
         proc.terminate()
         output, _ = proc.communicate(timeout=15)
     assert "Receiving GitHub webhooks on http://127.0.0.1" in output
-    assert secret not in output and headers["X-Hub-Signature-256"] not in output
+    assert f"Receiving AWS EventBridge events on http://127.0.0.1:{port}/webhooks/cloudwatch/<tenant>" in output
+    assert secret not in output and headers["X-Hub-Signature-256"] not in output and api_key not in output
     with Inbox(inbox_path) as inbox:
         assert [d.delivery_id for d in inbox.pending("acme-prod")] == [delivery]
+    with Inbox(inbox_path.with_name("cloudwatch.sqlite")) as inbox:
+        assert [(d.event_name, d.payload) for d in inbox.pending("acme-prod")] == [("alarm_state_change",
+                                                                                      json.loads(alarm))]
 
 
 def test_secrets_come_from_the_credential_store_under_the_tenant_files_name(tmp_path: Path, monkeypatch):
@@ -113,3 +126,13 @@ def test_secrets_come_from_the_credential_store_under_the_tenant_files_name(tmp_
 
     monkeypatch.setenv("INTEGRATIONS_WEBHOOK_SECRET_ACME", "from-env")
     assert lookup("acme") == b"from-env"  # the environment comes first
+
+    # EventBridge API keys: the cloudwatch plugin's credentials and variables, never GitHub's.
+    api_key = secrets.token_urlsafe(32)
+    manager.set("acme", "cloudwatch", "webhook-secret", parse_credential("webhook_secret", api_key))
+    aws_lookup, aws_sources = secret_lookup(store, plugin="cloudwatch", tenants=tenants)
+    assert "plugin cloudwatch" in aws_sources[1] and "INTEGRATIONS_CLOUDWATCH_WEBHOOK_SECRET_" in aws_sources[0]
+    assert aws_lookup("acme") == api_key.encode()
+    assert aws_lookup("globex") is None
+    monkeypatch.setenv("INTEGRATIONS_CLOUDWATCH_WEBHOOK_SECRET_ACME", "key-from-env")
+    assert aws_lookup("acme") == b"key-from-env"
