@@ -36,6 +36,7 @@ PUSHED = {
     "alarm_state_change/single_metric_alarm": "alarm_state_change",
     "alarm_state_change/metric_math_alarm": "alarm_state_change",
     "alarm_state_change/anomaly_detection_alarm": "alarm_state_change",
+    "alarm_state_change/composite_alarm_with_suppressor": "alarm_state_change",
     "alarm_state_change/lambda_alarm_action_repaired_times": "alarm_state_change",
     "cloudtrail/eventbridge_put_object": "cloudtrail",
 }
@@ -211,13 +212,13 @@ def test_the_runner_drains_the_tenants_eventbridge_deliveries_into_its_events(tm
     report = run(RunOptions(store_path=store_path, tenants=["acme", "globex"], tenants_dir=tenants,
                             inbox=github_inbox))
     by_source = {(s.tenant_id, s.source): s for s in report.sources}
-    assert by_source[("acme", "alarm_state_change")].mapped == 4
+    assert by_source[("acme", "alarm_state_change")].mapped == 5
     assert by_source[("acme", "cloudtrail")].mapped == 1
     assert by_source[("globex", "alarm_state_change")].read == 0  # another tenant's deliveries stay its own
     with EventStore(store_path).reader() as conn:
         kinds = conn.execute("SELECT tenant_id, kind, count(*) FROM events GROUP BY ALL ORDER BY ALL").fetchall()
-    assert kinds == [("acme", "alarm", 4), ("acme", "audit", 1)]
+    assert kinds == [("acme", "alarm", 5), ("acme", "audit", 1)]
     with Inbox(inbox_path_for("cloudwatch", github_inbox)) as drained:
-        assert drained.counts("acme") == {"pending": 0, "drained": 5}
+        assert drained.counts("acme") == {"pending": 0, "drained": 6}
     again = run(RunOptions(store_path=store_path, tenants=["acme"], tenants_dir=tenants, inbox=github_inbox))
     assert sum(s.read for s in again.sources) == 0
