@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -224,14 +224,20 @@ def _lazy_inbox_reader(path: Path | None):
 
     GitHub's inbox is `path` (default `data/inbox/github.sqlite`); another plugin's is
     `<plugin>.sqlite` beside it, where `integrations webhooks serve` files that plugin's deliveries.
+    Opening one prunes its drained deliveries older than a week, so the file does not grow forever.
     """
     readers: dict[str, Any] = {}
 
     def read(tenant_id: str, plugin: str, source: str):
         if plugin not in readers:
-            from integrations.webhooks import Inbox, inbox_path_for, inbox_reader
+            from integrations.webhooks import DEFAULT_KEEP_DRAINED_DAYS, Inbox, inbox_path_for, inbox_reader
 
-            readers[plugin] = inbox_reader(Inbox(inbox_path_for(plugin, path)), plugin=plugin)
+            inbox = Inbox(inbox_path_for(plugin, path))
+            pruned = inbox.prune(datetime.now(timezone.utc) - timedelta(days=DEFAULT_KEEP_DRAINED_DAYS))
+            if pruned:
+                log.info("webhook inbox %s: %d drained deliveries older than %g days pruned", inbox.path, pruned,
+                         DEFAULT_KEEP_DRAINED_DAYS)
+            readers[plugin] = inbox_reader(inbox, plugin=plugin)
         return readers[plugin](tenant_id, plugin, source)
 
     return read

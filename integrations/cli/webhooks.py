@@ -20,6 +20,7 @@ from integrations.cli._common import db_option
 from integrations.store import EventStore, default_store_path
 from integrations.webhooks import (
     CLOUDWATCH_SECRET_ENV_PREFIX,
+    DEFAULT_KEEP_DRAINED_DAYS,
     DEFAULT_MAX_BODY_BYTES,
     SECRET_ENV_PREFIX,
     Inbox,
@@ -87,15 +88,26 @@ def secret_lookup(store: EventStore | None = None, *, plugin: str = "github", tt
     return first_secret(*(lookup for _name, lookup in sources)), [name for name, _lookup in sources]
 
 
+def inbox_options(func):
+    """`--inbox` (GitHub's) and `--cloudwatch-inbox` (EventBridge's), shared by the webhooks commands."""
+    func = click.option("--cloudwatch-inbox", "aws_inbox_path", type=click.Path(dir_okay=False, path_type=Path),
+                        default=None,
+                        help="EventBridge deliveries' inbox file [default: cloudwatch.sqlite beside GitHub's].")(func)
+    return click.option("--inbox", "inbox_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                        envvar="INTEGRATIONS_WEBHOOK_INBOX", show_envvar=True,
+                        help="GitHub's inbox file [default: data/inbox/github.sqlite].")(func)
+
+
+def _inbox_paths(inbox_path: Path | None, aws_inbox_path: Path | None) -> dict[str, Path]:
+    github = inbox_path or default_inbox_path()
+    return {"github": github, "cloudwatch": aws_inbox_path or inbox_path_for("cloudwatch", github)}
+
+
 @command.command(name="serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; keep the default behind a reverse proxy on the same host.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--inbox", "inbox_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              envvar="INTEGRATIONS_WEBHOOK_INBOX", show_envvar=True,
-              help="GitHub's inbox file [default: data/inbox/github.sqlite].")
-@click.option("--cloudwatch-inbox", "aws_inbox_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="EventBridge deliveries' inbox file [default: cloudwatch.sqlite beside GitHub's].")
+@inbox_options
 @click.option("--max-body-bytes", type=click.IntRange(min=1), default=DEFAULT_MAX_BODY_BYTES, show_default=True,
               help="Larger deliveries are answered 413 (GitHub caps payloads at 25 MB).")
 @click.option("--secret-ttl", type=click.FloatRange(min=0), default=60.0, show_default=True,
@@ -140,3 +152,51 @@ def serve(host: str, port: int, inbox_path: Path | None, aws_inbox_path: Path | 
     finally:
         inbox.close()
         aws_inbox.close()
+
+
+@command.command(name="status")
+@inbox_options
+@click.option("--tenant", default=None, help="Only this tenant's deliveries.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per tenant and event.")
+def status(inbox_path: Path | None, aws_inbox_path: Path | None, tenant: str | None, as_json: bool) -> None:
+    """Pending and drained deliveries per tenant and event, in both inboxes.
+
+    A delivery that stays pending is one no `mode: webhook` source of the tenant reads (or the
+    runner has not run since): the oldest pending one's arrival time shows which.
+    """
+    from integrations.cli._common import print_table, write_json_line
+
+    rows: list[dict] = []
+    for plugin, path in _inbox_paths(inbox_path, aws_inbox_path).items():
+        if not path.exists():
+            continue
+        with Inbox(path) as inbox:
+            rows.extend({"plugin": plugin, **row} for row in inbox.summary(tenant))
+    if as_json:
+        for row in rows:
+            write_json_line(row)
+        return
+    print_table("Webhook inboxes", ["plugin", "tenant", "event", "pending", "drained", "oldest pending"],
+                [[r["plugin"], r["tenant_id"], r["event"], r["pending"], r["drained"], r["oldest_pending"] or ""]
+                 for r in rows])
+
+
+@command.command(name="prune")
+@inbox_options
+@click.option("--keep-days", type=click.FloatRange(min=3), default=DEFAULT_KEEP_DRAINED_DAYS, show_default=True,
+              help="Keep drained deliveries this long (at least 3: GitHub redelivers for 3 days, and a pruned "
+                   "delivery id would be accepted again).")
+def prune(inbox_path: Path | None, aws_inbox_path: Path | None, keep_days: float) -> None:
+    """Delete drained deliveries older than --keep-days from both inboxes; pending ones are never deleted.
+
+    The runner does the same with the default whenever it drains an inbox.
+    """
+    from datetime import datetime, timedelta, timezone
+
+    cutoff = datetime.now(timezone.utc) - timedelta(days=keep_days)
+    for plugin, path in _inbox_paths(inbox_path, aws_inbox_path).items():
+        if not path.exists():
+            continue
+        with Inbox(path) as inbox:
+            click.echo(f"{plugin}: {inbox.prune(cutoff)} drained deliveries older than {keep_days:g} days deleted "
+                       f"from {path}")

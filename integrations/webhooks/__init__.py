@@ -9,6 +9,7 @@ from integrations.webhooks._app import DEFAULT_MAX_BODY_BYTES, create_app
 from integrations.webhooks._eventbridge import API_KEY_HEADER, cloudwatch_source
 from integrations.webhooks._inbox import (
     DEFAULT_INBOX,
+    DEFAULT_KEEP_DRAINED_DAYS,
     RELEVANT_HEADERS,
     Delivery,
     Inbox,
@@ -33,6 +34,7 @@ __all__ = [
     "API_KEY_HEADER",
     "CLOUDWATCH_SECRET_ENV_PREFIX",
     "DEFAULT_INBOX",
+    "DEFAULT_KEEP_DRAINED_DAYS",
     "DEFAULT_MAX_BODY_BYTES",
     "Delivery",
     "Inbox",

@@ -31,6 +31,9 @@ from integrations.errors import RecordError, StoreError, error_context
 from integrations.webhooks._payload import parse_payload
 
 DEFAULT_INBOX = Path("data/inbox/github.sqlite")
+# Drained deliveries are kept this long, then pruned by the runner (`integrations webhooks prune`).
+# The receiver de-duplicates against them; GitHub redelivers (on request) for 3 days.
+DEFAULT_KEEP_DRAINED_DAYS = 7.0
 
 # The headers kept with each delivery, in GitHub's spelling. Never the signature headers.
 RELEVANT_HEADERS = (
@@ -243,6 +246,23 @@ class Inbox:
                 "SELECT count(*) FILTER (WHERE drained_at IS NULL), count(*) FILTER (WHERE drained_at IS NOT NULL)"
                 " FROM deliveries WHERE tenant_id = ?", (tenant_id,)).fetchone()
         return {"pending": pending, "drained": drained}
+
+    def summary(self, tenant_id: str | None = None) -> list[dict[str, Any]]:
+        """Per tenant and event: pending and drained counts, and when the oldest pending one arrived.
+
+        Pending deliveries that stay pending are events no source of the tenant reads (or a runner
+        that does not run): `integrations webhooks status` shows them, nothing deletes them.
+        """
+        sql = ("SELECT tenant_id, event_name, count(*) FILTER (WHERE drained_at IS NULL),"
+               " count(*) FILTER (WHERE drained_at IS NOT NULL), min(received_at) FILTER (WHERE drained_at IS NULL)"
+               " FROM deliveries")
+        args: tuple[Any, ...] = ()
+        if tenant_id is not None:
+            sql += " WHERE tenant_id = ?"
+            args = (tenant_id,)
+        with self._locked() as conn:
+            rows = conn.execute(sql + " GROUP BY tenant_id, event_name ORDER BY tenant_id, event_name", args).fetchall()
+        return [{"tenant_id": t, "event": e, "pending": p, "drained": d, "oldest_pending": o} for t, e, p, d, o in rows]
 
     def prune(self, drained_before: datetime) -> int:
         """Delete deliveries drained before `drained_before` (all tenants); returns how many.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
+import sqlite3
 import socket
 import threading
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,13 @@ class LiveReceiver:
             "X-GitHub-Hook-Installation-Target-Type": "repository",
             "X-Hub-Signature-256": signature_for(secret or self.secrets[tenant], body),
         }
+
+
+def backdate_drained(path: Path, days: float) -> None:
+    """Make every drained delivery of the file look drained `days` ago."""
+    when = (datetime.now(timezone.utc) - timedelta(days=days)).isoformat(timespec="microseconds")
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE deliveries SET drained_at = ? WHERE drained_at IS NOT NULL", (when,))
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from integrations.store import EventStore
 from integrations.webhooks import Inbox, cloudwatch_source, create_app, inbox_path_for
 from integrations.webhooks._eventbridge import delivery_id
 from runner import RunOptions, run
-from tests.webhooks.conftest import start_server
+from tests.webhooks.conftest import backdate_drained, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "mappings" / "cloudwatch" / "examples"
@@ -222,3 +222,9 @@ def test_the_runner_drains_the_tenants_eventbridge_deliveries_into_its_events(tm
         assert drained.counts("acme") == {"pending": 0, "drained": 6}
     again = run(RunOptions(store_path=store_path, tenants=["acme"], tenants_dir=tenants, inbox=github_inbox))
     assert sum(s.read for s in again.sources) == 0
+
+    # A week later the runner prunes what it drained; the inbox does not grow forever.
+    backdate_drained(inbox_path_for("cloudwatch", github_inbox), 8)
+    run(RunOptions(store_path=store_path, tenants=["acme"], tenants_dir=tenants, inbox=github_inbox))
+    with Inbox(inbox_path_for("cloudwatch", github_inbox)) as pruned:
+        assert pruned.counts("acme") == {"pending": 0, "drained": 0}

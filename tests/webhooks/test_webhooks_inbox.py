@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from integrations.errors import RecordError, StoreError
 from integrations.store import EventStore
 from integrations.webhooks import Inbox, inbox_reader
+from tests.webhooks.conftest import backdate_drained
 
 
 def github_headers(event: str = "push", content_type: str = "application/json", **extra: str) -> dict[str, str]:
@@ -179,6 +180,54 @@ def test_prune_deletes_only_drained_deliveries_older_than_the_cutoff(inbox: Inbo
     assert inbox.prune(datetime.now(timezone.utc) - timedelta(days=3)) == 0
     assert inbox.prune(datetime.now(timezone.utc) + timedelta(seconds=1)) == 1
     assert inbox.counts("acme") == {"pending": 1, "drained": 0}
+
+
+def test_summary_counts_per_tenant_and_event_and_dates_the_oldest_pending(inbox: Inbox):
+    inbox.add("acme", "d-1", github_headers("push"), body_for("d-1"))
+    inbox.add("acme", "d-2", github_headers("issues"), body_for("d-2"))
+    inbox.add("acme", "d-3", github_headers("issues"), body_for("d-3"))
+    inbox.add("globex", "d-1", github_headers("push"), body_for("d-1"))
+    inbox.mark_drained("acme", ["d-1"])
+    rows = inbox.summary()
+    assert [(r["tenant_id"], r["event"], r["pending"], r["drained"]) for r in rows] == [
+        ("acme", "issues", 2, 0), ("acme", "push", 0, 1), ("globex", "push", 1, 0)]
+    assert rows[1]["oldest_pending"] is None
+    assert datetime.fromisoformat(rows[0]["oldest_pending"]) <= datetime.now(timezone.utc)
+    assert [r["tenant_id"] for r in inbox.summary("globex")] == ["globex"]
+
+
+def test_the_status_and_prune_commands_cover_both_inboxes(tmp_path: Path):
+    from click.testing import CliRunner
+
+    from integrations.cli.webhooks import command
+
+    github, cloudwatch = tmp_path / "github.sqlite", tmp_path / "cloudwatch.sqlite"
+    with Inbox(github) as hooks, Inbox(cloudwatch) as aws:
+        for n in range(3):
+            hooks.add("acme", f"g-{n}", github_headers(), body_for(f"g-{n}"))
+            aws.add("acme", f"a-{n}", {"Content-Type": "application/json"}, body_for(f"a-{n}"),
+                    event_name="alarm_state_change")
+        hooks.mark_drained("acme", ["g-0", "g-1"])
+        aws.mark_drained("acme", ["a-0"])
+    runner = CliRunner()
+    shown = runner.invoke(command, ["status", "--inbox", str(github), "--json"])
+    assert shown.exit_code == 0, shown.output
+    rows = [json.loads(line) for line in shown.output.splitlines()]
+    assert [(r["plugin"], r["event"], r["pending"], r["drained"]) for r in rows] == [
+        ("github", "push", 1, 2), ("cloudwatch", "alarm_state_change", 2, 1)]
+
+    recent = runner.invoke(command, ["prune", "--inbox", str(github)])
+    assert "github: 0 drained deliveries" in recent.output and "cloudwatch: 0" in recent.output
+    backdate_drained(github, 8)
+    backdate_drained(cloudwatch, 8)
+    pruned = runner.invoke(command, ["prune", "--inbox", str(github)])
+    assert pruned.exit_code == 0, pruned.output
+    assert "github: 2 drained deliveries older than 7 days deleted" in pruned.output
+    assert "cloudwatch: 1 drained" in pruned.output
+    with Inbox(github) as hooks, Inbox(cloudwatch) as aws:  # pending deliveries are never deleted
+        assert hooks.counts("acme") == {"pending": 1, "drained": 0}
+        assert aws.counts("acme") == {"pending": 2, "drained": 0}
+    assert runner.invoke(command, ["prune", "--keep-days", "1", "--inbox", str(github)]).exit_code == 2
 
 
 def test_two_inbox_objects_share_one_file(tmp_path: Path):
