@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -117,8 +118,9 @@ class _Receiver:
             return _answer(404, error="not found")
         return tenant, secret, body
 
-    async def _store(self, inbox: Inbox, tenant: str, delivery: str, event_name: str, headers, body: bytes,
-                     ) -> JSONResponse:
+    async def _store(self, inbox: Inbox, tenant: str, delivery: str, event_name: str,
+                     headers: Mapping[str, str], body: bytes) -> JSONResponse:
+        """Commit the delivery to `inbox` (before any answer goes out) and say whether it was new."""
         try:
             added = await run_in_threadpool(lambda: inbox.add(tenant, delivery, headers, body, event_name=event_name))
         except RecordError as err:
