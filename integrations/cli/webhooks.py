@@ -125,8 +125,8 @@ def serve(host: str, port: int, inbox_path: Path | None, aws_inbox_path: Path | 
     import uvicorn
 
     # A short busy timeout: better a 503 GitHub can redeliver than an answer after its 10 seconds.
-    inbox = Inbox(inbox_path or default_inbox_path(), busy_timeout=5.0)
-    aws_inbox = Inbox(aws_inbox_path or inbox_path_for("cloudwatch", inbox.path), busy_timeout=5.0)
+    paths = _inbox_paths(inbox_path, aws_inbox_path)
+    inbox, aws_inbox = Inbox(paths["github"], busy_timeout=5.0), Inbox(paths["cloudwatch"], busy_timeout=5.0)
     # Reading credentials waits at most 3 s for the runner's lock: the answer must reach GitHub in 10.
     store = EventStore(db or default_store_path(), lock_timeout=3.0) if credential_store else None
     lookup, sources = secret_lookup(store, ttl_seconds=secret_ttl, key_file=key_file)

@@ -201,5 +201,4 @@ def create_app(inbox: Inbox, secret_lookup: SecretLookup, *, max_body_bytes: int
         exception_handlers={404: _not_found},  # a path no route matches answers like an unknown tenant
     )
     app.state.inbox = inbox
-    app.state.aws_inbox = aws_inbox
     return app

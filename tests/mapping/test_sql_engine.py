@@ -21,7 +21,7 @@ from integrations.mapping._sql_store import rows_query
 from integrations.pipeline import map_items, store_result
 from integrations.records import iter_records
 from integrations.store import EventStore
-from tests.mapping.conftest import PUSH, push_record
+from tests.mapping.conftest import PUSH, both_paths, push_record, store_dump
 
 ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = sorted(glob.glob(str(ROOT / "mappings" / "*" / "*.yaml")))
@@ -59,35 +59,6 @@ def test_shipped_mapping_same_results_on_samples_and_examples(mapping_file, engi
     assert _key(actual) == _key(expected)
 
 
-def _store_dump(store: EventStore):
-    with store.reader() as conn:
-        events = conn.execute(
-            "SELECT event_id, tenant_id, event_type, kind, severity, title, occurred_at, source_integration, source, "
-            "external_id, resource_ids, hint_values, attributes::VARCHAR, integration_context::VARCHAR, "
-            "content_hash, source_precedence FROM events ORDER BY event_id").fetchall()
-        letters = conn.execute("SELECT dead_letter_id, reason, field, output, expression, record_index, "
-                               "record::VARCHAR FROM dead_letter ORDER BY dead_letter_id").fetchall()
-    return events, letters
-
-
-def _both_paths(mapping, path: Path, tmp_path: Path, **map_file_options):
-    """The Python pipeline and `map_file` over the same file into two stores; asserts the stores match.
-
-    Returns both reports, so that a test can compare counts and rejections too.
-    """
-    python_store, sql_store = EventStore(tmp_path / "p.duckdb"), EventStore(tmp_path / "s.duckdb")
-    result = map_items(PythonEngine(), mapping, iter_records(path), "acme")
-    expected = store_result(python_store, tenant_id="acme", plugin=mapping.plugin, source=mapping.source,
-                            result=result, precedence=mapping.spec.precedence)
-    report = map_file(mapping, path, tenant_id="acme", store=sql_store, **map_file_options)
-    assert _store_dump(sql_store) == _store_dump(python_store)
-    counts = ("read", "mapped", "filtered", "rejected", "events", "inserted")
-    assert [getattr(report, k) for k in counts] == [getattr(expected, k) for k in counts]
-    assert [(r.record_index, r.reason) for r in report.rejections] == [(r.record_index, r.reason)
-                                                                       for r in result.rejections]
-    return expected, report
-
-
 @pytest.mark.parametrize("mapping_file", MAPPINGS, ids=lambda p: "/".join(Path(p).parts[-2:]))
 def test_map_file_writes_the_store_the_python_path_writes(mapping_file, tmp_path):
     """`map_file` (SQL end to end) leaves the store exactly as the Python engine's pipeline does."""
@@ -97,7 +68,7 @@ def test_map_file_writes_the_store_the_python_path_writes(mapping_file, tmp_path
         pytest.skip(f"no samples for {mapping_file}")
     path = tmp_path / "samples.jsonl"
     path.write_text("".join(p.read_text(encoding="utf-8") for p in samples), encoding="utf-8")
-    _both_paths(mapping, path, tmp_path)
+    both_paths(mapping, path, tmp_path)
 
 
 def test_map_file_reads_bad_lines_like_the_python_path(tmp_path):
@@ -106,7 +77,7 @@ def test_map_file_reads_bad_lines_like_the_python_path(tmp_path):
              json.dumps({"commits": [{"id": "x"}]}), json.dumps({"ref": "r"}), '{"a": NaN}']
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    expected, _report = _both_paths(load_mapping(PUSH), path, tmp_path, segment_records=3)
+    expected, _report = both_paths(load_mapping(PUSH), path, tmp_path, segment_records=3)
     assert (expected.read, expected.mapped, expected.filtered, expected.rejected) == (7, 2, 2, 3)
 
 
@@ -118,7 +89,7 @@ def test_line_separators_inside_json_strings_do_not_break_a_record(tmp_path):
     path.write_text(json.dumps(record, ensure_ascii=False) + "\r\n\n" + json.dumps(push_record(2)) + "\n",
                     encoding="utf-8")
     assert [i for i, _r in iter_records(path)] == [0, 1]
-    expected, _report = _both_paths(load_mapping(PUSH), path, tmp_path)
+    expected, _report = both_paths(load_mapping(PUSH), path, tmp_path)
     assert (expected.read, expected.rejected, expected.events) == (2, 0, 3)
 
 
@@ -145,7 +116,7 @@ def test_map_file_scans_each_segment_once_per_output(tmp_path):
     lines[2:2] = ["", "{not json", '{"commits": [1,],}']
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    _expected, report = _both_paths(load_mapping(text), path, tmp_path, segment_records=2)
+    _expected, report = both_paths(load_mapping(text), path, tmp_path, segment_records=2)
     assert report.segments == 4 and report.events == 15
     assert "line 4 is not valid JSON" in report.rejections[0].reason
 
@@ -179,7 +150,7 @@ def test_map_files_merges_in_file_order_while_the_next_is_mapped(tmp_path):
                                      precedence=mapping.spec.precedence))
     reports = map_files([(mapping, p) for p in paths], tenant_id="acme", store=sql_store, segment_records=2,
                         flush_events=1)
-    assert _store_dump(sql_store) == _store_dump(python_store)
+    assert store_dump(sql_store) == store_dump(python_store)
     counts = ("read", "mapped", "events", "inserted", "updated", "unchanged")
     assert [[getattr(r, k) for k in counts] for r in reports] == [[getattr(e, k) for k in counts] for e in expected]
     assert [r.flushes for r in reports] == [3, 2]

@@ -22,7 +22,7 @@ import pytest
 from integrations.mapping import PythonEngine, load_mapping
 from integrations.mapping._sql import SqlEngine
 from integrations.pipeline import map_items
-from tests.mapping.test_sql_engine import _both_paths
+from tests.mapping.conftest import both_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = json.loads(gzip.decompress((ROOT / "tests" / "data" / "github" / "webhook_examples.json.gz").read_bytes()))
@@ -82,4 +82,4 @@ def test_both_engines_agree_on_the_documented_payloads(event: str, tmp_path: Pat
     assert actual.summary() == expected.summary()
     path = tmp_path / f"{event}.jsonl"
     path.write_text("".join(json.dumps(p) + "\n" for p in payloads), encoding="utf-8")
-    _both_paths(mapping, path, tmp_path)
+    both_paths(mapping, path, tmp_path)
